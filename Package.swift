@@ -1,0 +1,100 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "StateCast",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Envelope", targets: ["Envelope"]),
+        .library(name: "Debounce", targets: ["Debounce"]),
+        .library(name: "HostBroadcaster", targets: ["HostBroadcaster"]),
+        .library(name: "ViewerClient", targets: ["ViewerClient"]),
+        .executable(name: "statecast-host", targets: ["statecast-host"]),
+        .executable(name: "statecast-viewer", targets: ["statecast-viewer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/pointfreeco/swift-clocks", from: "1.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibWebSockets",
+            pkgConfig: "libwebsockets",
+            providers: [.apt(["libwebsockets-dev"])]
+        ),
+        .target(
+            name: "Envelope",
+            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Debounce",
+            dependencies: ["Envelope"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HostBroadcaster",
+            dependencies: [
+                "CLibWebSockets", "Envelope", "Debounce",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ViewerClient",
+            dependencies: [
+                "CLibWebSockets", "Envelope",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "statecast-host",
+            dependencies: [
+                "HostBroadcaster", "Envelope",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "statecast-viewer",
+            dependencies: [
+                "ViewerClient", "Envelope",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "EnvelopeTests", dependencies: ["Envelope"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DebounceTests",
+            dependencies: ["Debounce", "Envelope", .product(name: "Clocks", package: "swift-clocks")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HostBroadcasterTests",
+            dependencies: ["HostBroadcaster", "Envelope"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ViewerClientTests",
+            dependencies: ["ViewerClient", "Envelope"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["HostBroadcaster", "ViewerClient", "Envelope"],
+            exclude: ["python"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,7 @@
+// Server-side helpers (HostBroadcaster).
+#ifndef STATECAST_SERVER_H
+#define STATECAST_SERVER_H
+
+#include <libwebsockets.h>
+
+#endif

@@ -1,0 +1,2 @@
+import CLibWebSockets
+print("x")
