@@ -1,3 +1,5 @@
+public import OrderedCollections
+
 /// The state a host owns and every viewer mirrors (SPEC §2).
 public struct Session: Sendable, Equatable {
     /// Human-readable session name.
