@@ -1,0 +1,32 @@
+/// How a ``HostBroadcaster`` listens, paces heartbeats and bounds memory.
+///
+/// ```swift
+/// var configuration = HostConfiguration()
+/// configuration.port = 0                      // any free port; read it back from `status.port`
+/// configuration.bindAddress = "127.0.0.1"
+/// ```
+public struct HostConfiguration: Sendable {
+    /// Address to listen on: an IPv4 literal, `"0.0.0.0"` (every IPv4 interface), or `nil` for every interface.
+    public var bindAddress: String? = "0.0.0.0"
+    /// TCP port; `0` lets the kernel pick a free one.
+    public var port: Int = 9876
+    /// How often the host checks its viewer count for `onClientCountChange`.
+    public var clientPollInterval: Duration = .seconds(2)
+    /// A viewer silent for this long is pinged.
+    public var pingInterval: Duration = .seconds(30)
+    /// A viewer silent for this long is hung up on.
+    public var pingTimeout: Duration = .seconds(60)
+    /// Most bytes of updates held for viewers that are behind. A viewer further
+    /// behind than this loses its queued updates and gets one fresh `session_update`.
+    public var maxViewerBacklogBytes: Int = 1 << 20
+    /// Most updates held for viewers that are behind (a second bound beside the bytes).
+    public var maxViewerBacklogCount: Int = 4096
+    /// Largest message a viewer may send; a bigger one closes it with 1009.
+    public var maxIncomingMessageBytes: Int = 64 * 1024
+    /// Seconds a connection may take to finish its handshake.
+    public var handshakeTimeoutSeconds: Int = 10
+    /// Called (on the host's service thread) when the polled viewer count changes.
+    public var onClientCountChange: (@Sendable (Int) -> Void)?
+
+    public init() {}
+}
