@@ -151,3 +151,18 @@ struct ErrorPositionTests {
         #expect(error.offset == 512)
     }
 }
+
+@Suite("Error messages")
+struct ErrorMessageTests {
+    @Test("messages name the character found and what was expected", arguments: [
+        ("é", "line 1, column 1: expected a JSON value, found 'é' (U+00E9)"),
+        ("[1 2]", "line 1, column 4: expected ',' or ']' after an array element, found '2'"),
+        ("{\"a\":1} ]", "line 1, column 9: unexpected ']' after the end of the JSON value; remove it (one value per input)"),
+        ("[\u{1}]", "line 1, column 2: expected a JSON value, found U+0001"),
+        ("", "line 1, column 1: the input is empty; expected a JSON value such as {} or []"),
+    ])
+    func messages(_ input: String, _ message: String) throws {
+        let error = try #require(jsonError(utf8(input)))
+        #expect(error.description == message)
+    }
+}
