@@ -94,6 +94,10 @@ typedef struct statecast_pss {
     uint8_t ping_due;            // send a ping on the next writeable
     uint8_t closing;             // close with 1001 on the next writeable
     uint8_t awaiting_write;      // a writeable callback is already requested
+    uint8_t is_sse;              // a Server-Sent Events viewer (GET /events)
+    uint8_t resume_pending;      // resume from next_seq - 1 on the next writeable
+    uint8_t preamble_due;        // SSE: send "retry:" before the first event
+    int64_t last_write_us;       // SSE: when we last wrote (keepalive comments)
     unsigned char *http_body;    // HTTP response body (malloc), for HTTP_WRITEABLE
     size_t http_body_len;
 } statecast_pss;
@@ -141,6 +145,46 @@ static inline int statecast_http_write_headers(struct lws *wsi, unsigned int sta
 
 static inline int statecast_write_http_final(struct lws *wsi, unsigned char *payload, size_t len) {
     return lws_write(wsi, payload, len, LWS_WRITE_HTTP_FINAL);
+}
+
+/// Response head of a Server-Sent Events stream: no length, no caching, no
+/// proxy buffering, readable from any origin (`allow_origin`).
+static inline int statecast_http_write_sse_headers(struct lws *wsi, const char *allow_origin,
+                                                   unsigned char *start, unsigned char *end) {
+    unsigned char *p = start;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end))
+        return 1;
+    if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-cache", 8, &p, end))
+        return 1;
+    if (lws_add_http_header_by_name(wsi, (unsigned char *)"x-accel-buffering:", (unsigned char *)"no", 2, &p, end))
+        return 1;
+    if (allow_origin && lws_add_http_header_by_name(wsi, (unsigned char *)"access-control-allow-origin:",
+                                                    (unsigned char *)allow_origin, (int)strlen(allow_origin), &p, end))
+        return 1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    lws_http_mark_sse(wsi);
+    return 0;
+}
+
+static inline int statecast_write_http(struct lws *wsi, unsigned char *payload, size_t len) {
+    return lws_write(wsi, payload, len, LWS_WRITE_HTTP);
+}
+
+/// Copies the value of query argument `name` ("since=") into buf; returns its length or -1.
+static inline int statecast_query_arg(struct lws *wsi, const char *name, char *buf, int len) {
+    const char *value = lws_get_urlarg_by_name(wsi, name, buf, len);
+    if (!value) return -1;
+    size_t n = strlen(value);
+    memmove(buf, value, n + 1);
+    return (int)n;
+}
+
+/// Copies the value of a request header by its lower-case name with colon ("last-event-id:").
+static inline int statecast_custom_header(struct lws *wsi, const char *name, char *buf, int len) {
+    int n = lws_hdr_custom_length(wsi, name, (int)strlen(name));
+    if (n <= 0 || n >= len) return -1;
+    return lws_hdr_custom_copy(wsi, buf, len, name, (int)strlen(name));
 }
 
 /// The request's path for LWS_CALLBACK_HTTP is the `in` argument; the method:

@@ -39,7 +39,12 @@ public final class HostBroadcaster: Sendable {
 
     deinit { stop() }
 
-    /// Binds and starts serving `initial` (its seq is 1). Returns once listening.
+    /// Binds and starts serving `initial`. Returns once listening.
+    ///
+    /// The initial state's seq is ``HostConfiguration/initialSeq`` or, by
+    /// default, the wall-clock time in milliseconds, so seqs of a later run are
+    /// higher than any of an earlier one and a stale SSE `Last-Event-ID` can never
+    /// be mistaken for a recent one.
     ///
     /// - Throws: ``HostError`` when the port is taken or the address cannot be bound.
     public func start(initial: Session) throws(HostError) {
@@ -47,7 +52,7 @@ public final class HostBroadcaster: Sendable {
         let started: Result<(ServiceCore, DispatchSemaphore), HostError> = lifecycle.withLock { state in
             guard case .idle = state else { return .failure(.alreadyStarted) }
             LibWebSocketsLog.install(logger: logger)
-            let shared = HostShared(session: initial, seq: 1)
+            let shared = HostShared(session: initial, seq: configuration.initialSeq ?? Self.wallClockSeq(), epoch: Self.makeEpoch())
             let core = ServiceCore(shared: shared, configuration: configuration, logger: logger)
             let ready = DispatchSemaphore(value: 0)
             let finished = DispatchSemaphore(value: 0)
@@ -106,6 +111,9 @@ public final class HostBroadcaster: Sendable {
         return core.shared.status(clientCount: core.clientCount.load(ordering: .relaxed))
     }
 
+    /// This run's epoch (a random id; it changes with every start).
+    public var epoch: String? { runningCore?.shared.epoch }
+
     /// The state as of the newest broadcast (what a newcomer receives).
     public var session: Session? {
         runningCore?.shared.latest().1
@@ -116,6 +124,16 @@ public final class HostBroadcaster: Sendable {
             if case .running(let core, _) = state { return core }
             return nil
         }
+    }
+
+    static func wallClockSeq() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    /// 16 random hex digits.
+    static func makeEpoch() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(format: "%016llx", generator.next() as UInt64)
     }
 
     private func validate(_ configuration: HostConfiguration) throws(HostError) {

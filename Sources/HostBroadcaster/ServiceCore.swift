@@ -19,6 +19,7 @@ final class ServiceCore: @unchecked Sendable {
     let configuration: HostConfiguration
     let logger: Logger
     let heartbeat: Heartbeat
+    let sseKeepaliveMicros: Int64
     let clientCount = Atomic<Int>(0)
 
     var server: UnsafeMutablePointer<statecast_server>?
@@ -38,6 +39,7 @@ final class ServiceCore: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         heartbeat = Heartbeat(pingInterval: configuration.pingInterval, timeout: configuration.pingTimeout)
+        sseKeepaliveMicros = max(100_000, Heartbeat.micros(configuration.sseKeepaliveInterval))
         log = MessageLog(maxBytes: configuration.maxViewerBacklogBytes, maxCount: configuration.maxViewerBacklogCount)
         sweepTimer = .allocate(capacity: 1)
         pollTimer = .allocate(capacity: 1)
@@ -122,7 +124,7 @@ final class ServiceCore: @unchecked Sendable {
         for wsi in viewers {
             guard let pss = pss(wsi) else { continue }
             if pss.pointee.awaiting_write == 0, pss.pointee.closing == 0,
-               pss.pointee.needs_full_state != 0 || pss.pointee.next_seq <= last {
+               pss.pointee.needs_full_state != 0 || pss.pointee.resume_pending != 0 || pss.pointee.next_seq <= last {
                 requestWrite(wsi, pss)
             }
         }
@@ -143,10 +145,19 @@ final class ServiceCore: @unchecked Sendable {
 
     // MARK: Viewers
 
-    func viewerEstablished(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) {
+    /// A WebSocket viewer finished its handshake, or an SSE stream started.
+    func viewerEstablished(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, resumeFrom since: Int64?, epoch: String?) {
         pss.pointee.is_viewer = 1
-        pss.pointee.needs_full_state = 1
         pss.pointee.last_heard_us = monotonicMicros()
+        pss.pointee.last_write_us = pss.pointee.last_heard_us
+        let (latestSeq, _) = shared.latest()
+        switch Resume.start(since: since, epoch: epoch, currentEpoch: shared.epoch, latestSeq: latestSeq, log: log) {
+        case .fullState:
+            pss.pointee.needs_full_state = 1
+        case .after(let seq):
+            pss.pointee.next_seq = seq + 1
+            pss.pointee.resume_pending = 1
+        }
         pss.pointee.index = UInt32(viewers.count)
         viewers.append(wsi)
         clientCount.store(viewers.count, ordering: .relaxed)
@@ -167,39 +178,77 @@ final class ServiceCore: @unchecked Sendable {
         clientCount.store(viewers.count, ordering: .relaxed)
     }
 
-    /// One frame per writeable callback: close, ping, full state or the next update.
+    /// One frame per writeable callback: close, ping (SSE: keepalive comment),
+    /// the SSE preamble, a resume batch, the full state or the next update.
     func viewerWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
         pss.pointee.awaiting_write = 0
+        let sse = pss.pointee.is_sse != 0
         if pss.pointee.closing != 0 {
-            statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_GOINGAWAY.rawValue), "host stopping")
+            if !sse { statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_GOINGAWAY.rawValue), "host stopping") }
             return -1
+        }
+        if sse, pss.pointee.preamble_due != 0 {
+            pss.pointee.preamble_due = 0
+            return writeControl(wsi, pss, Self.ssePreamble)
         }
         if pss.pointee.ping_due != 0 {
             pss.pointee.ping_due = 0
+            if sse { return writeControl(wsi, pss, Self.sseKeepalive) }
             let payload = pingBuffer.baseAddress!.advanced(by: OutgoingMessage.headroom).assumingMemoryBound(to: UInt8.self)
             if statecast_write_ping(wsi, payload, 0) < 0 { return -1 }
             if hasWork(pss) { requestWrite(wsi, pss) }
             return 0
         }
-        let message: OutgoingMessage
-        if pss.pointee.needs_full_state != 0 || log.position(of: pss.pointee.next_seq) == .fellBehind {
-            message = currentSnapshot()
-            pss.pointee.needs_full_state = 0
-            pss.pointee.next_seq = message.seq + 1
-        } else if let next = log.message(seq: pss.pointee.next_seq) {
-            message = next
-            pss.pointee.next_seq += 1
-        } else {
-            return 0
-        }
-        let written = statecast_write_text(wsi, message.payload, message.payloadCount)
-        if written < message.payloadCount { return -1 }
+        guard let message = nextMessage(for: pss) else { return 0 }
+        let frame = sse ? message.serverSentEvent : message
+        let written = sse
+            ? statecast_write_http(wsi, frame.payload, frame.payloadCount)
+            : statecast_write_text(wsi, frame.payload, frame.payloadCount)
+        if written < frame.payloadCount { return -1 }
+        if sse { pss.pointee.last_write_us = monotonicMicros() }
         if hasWork(pss) { requestWrite(wsi, pss) }
         return 0
     }
 
+    /// What this viewer needs next, moving its cursor past it.
+    private func nextMessage(for pss: UnsafeMutablePointer<statecast_pss>) -> OutgoingMessage? {
+        if pss.pointee.resume_pending != 0 {
+            pss.pointee.resume_pending = 0
+            switch Resume.catchUp(from: pss.pointee.next_seq, log: log) {
+            case .upToDate:
+                return nil
+            case .configs(let changes, let seq):
+                pss.pointee.next_seq = seq + 1
+                let bytes = Envelope(.configUpdate(changes), seq: seq).encoded()
+                return OutgoingMessage(seq: seq, isFullState: false, bytes: bytes)
+            case .fullState:
+                pss.pointee.needs_full_state = 1
+            }
+        }
+        if pss.pointee.needs_full_state != 0 || log.position(of: pss.pointee.next_seq) == .fellBehind {
+            let snapshot = currentSnapshot()
+            pss.pointee.needs_full_state = 0
+            pss.pointee.next_seq = snapshot.seq + 1
+            return snapshot
+        }
+        guard let next = log.message(seq: pss.pointee.next_seq) else { return nil }
+        pss.pointee.next_seq += 1
+        return next
+    }
+
+    private func writeControl(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, _ message: OutgoingMessage) -> Int32 {
+        if statecast_write_http(wsi, message.payload, message.payloadCount) < message.payloadCount { return -1 }
+        pss.pointee.last_write_us = monotonicMicros()
+        if hasWork(pss) { requestWrite(wsi, pss) }
+        return 0
+    }
+
+    private static let ssePreamble = OutgoingMessage(seq: 0, isFullState: false, bytes: Array("retry: 2000\n\n".utf8))
+    private static let sseKeepalive = OutgoingMessage(seq: 0, isFullState: false, bytes: Array(": keepalive\n\n".utf8))
+
     private func hasWork(_ pss: UnsafeMutablePointer<statecast_pss>) -> Bool {
-        if pss.pointee.needs_full_state != 0 || pss.pointee.ping_due != 0 || pss.pointee.closing != 0 { return true }
+        if pss.pointee.needs_full_state != 0 || pss.pointee.ping_due != 0 || pss.pointee.closing != 0
+            || pss.pointee.resume_pending != 0 || pss.pointee.preamble_due != 0 { return true }
         guard let last = log.lastSeq else { return false }
         return pss.pointee.next_seq <= last
     }
@@ -213,7 +262,7 @@ final class ServiceCore: @unchecked Sendable {
     private func currentSnapshot() -> OutgoingMessage {
         let (seq, session) = shared.latest()
         if let snapshot, snapshot.seq == seq { return snapshot }
-        let bytes = Envelope(.sessionUpdate(session), seq: seq).encoded()
+        let bytes = Envelope(.sessionUpdate(session), seq: seq, epoch: shared.epoch).encoded()
         let message = OutgoingMessage(seq: seq, isFullState: true, bytes: bytes)
         snapshot = message
         return message
@@ -246,7 +295,8 @@ final class ServiceCore: @unchecked Sendable {
 
     private func scheduleSweep() {
         guard let context else { return }
-        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, heartbeat.sweepIntervalMicros)
+        let interval = min(heartbeat.sweepIntervalMicros, max(100_000, sseKeepaliveMicros / 4))
+        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, interval)
     }
 
     private func schedulePoll() {
@@ -259,6 +309,14 @@ final class ServiceCore: @unchecked Sendable {
         let now = monotonicMicros()
         for wsi in viewers {
             guard let pss = pss(wsi) else { continue }
+            if pss.pointee.is_sse != 0 {
+                // SSE clients cannot answer pings; a comment keeps proxies from timing out.
+                if now - pss.pointee.last_write_us >= sseKeepaliveMicros, pss.pointee.ping_due == 0 {
+                    pss.pointee.ping_due = 1
+                    if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
+                }
+                continue
+            }
             let lastPing = pss.pointee.last_ping_us == 0 ? nil : pss.pointee.last_ping_us
             switch heartbeat.action(now: now, lastHeard: pss.pointee.last_heard_us, lastPing: lastPing) {
             case .none:
@@ -296,6 +354,8 @@ final class ServiceCore: @unchecked Sendable {
         let status: UInt32
         let body: [UInt8]
         switch pathOnly {
+        case "/events", "/events/":
+            return startEventStream(wsi, pss)
         case "/status", "/status/":
             status = 200
             body = shared.status(clientCount: viewers.count).json.encoded()
@@ -320,7 +380,42 @@ final class ServiceCore: @unchecked Sendable {
         return 0
     }
 
+    /// `GET /events`: a Server-Sent Events viewer. `Last-Event-ID` (header or
+    /// `?lastEventId=`) resumes like a WebSocket's `?since=`.
+    private func startEventStream(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        let since = Self.header(wsi, "last-event-id:").flatMap { Int64($0) }
+            ?? Self.queryArgument(wsi, "lastEventId=").flatMap { Int64($0) }
+        var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
+        let failed = head.withUnsafeMutableBufferPointer { buffer -> Bool in
+            let start = buffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
+            let end = buffer.baseAddress!.advanced(by: buffer.count)
+            return statecast_http_write_sse_headers(wsi, "*", start, end) != 0
+        }
+        if failed { return -1 }
+        pss.pointee.is_sse = 1
+        pss.pointee.preamble_due = 1
+        viewerEstablished(wsi, pss, resumeFrom: since, epoch: Self.queryArgument(wsi, "epoch="))
+        return 0
+    }
+
+    /// Query argument `name` ("since=") of the request, if present.
+    static func queryArgument(_ wsi: OpaquePointer, _ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let length = statecast_query_arg(wsi, name, &buffer, Int32(buffer.count))
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Request header `name` (lower case, with colon), if present.
+    static func header(_ wsi: OpaquePointer, _ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let length = statecast_custom_header(wsi, name, &buffer, Int32(buffer.count))
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     func httpWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        if pss.pointee.is_sse != 0 { return viewerWritable(wsi, pss) }
         guard let storage = pss.pointee.http_body else { return 0 }
         let count = pss.pointee.http_body_len
         let written = statecast_write_http_final(wsi, storage + OutgoingMessage.headroom, count)
@@ -382,7 +477,10 @@ private func hostCallback(
     let pss = user?.assumingMemoryBound(to: statecast_pss.self)
     switch reason {
     case LWS_CALLBACK_ESTABLISHED:
-        if let pss { core.viewerEstablished(wsi, pss) }
+        if let pss {
+            let since = ServiceCore.queryArgument(wsi, "since=").flatMap { Int64($0) }
+            core.viewerEstablished(wsi, pss, resumeFrom: since, epoch: ServiceCore.queryArgument(wsi, "epoch="))
+        }
         return 0
     case LWS_CALLBACK_CLOSED:
         if let pss { core.viewerClosed(wsi, pss) }
@@ -407,7 +505,10 @@ private func hostCallback(
         guard let pss else { return 0 }
         return core.httpWritable(wsi, pss)
     case LWS_CALLBACK_CLOSED_HTTP, LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if let pss { core.freeHTTPBody(pss) }
+        if let pss {
+            core.freeHTTPBody(pss)
+            if reason == LWS_CALLBACK_CLOSED_HTTP { core.viewerClosed(wsi, pss) }
+        }
         return lws_callback_http_dummy(wsi, reason, user, input, length)
     default:
         return lws_callback_http_dummy(wsi, reason, user, input, length)
