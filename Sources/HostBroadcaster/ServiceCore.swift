@@ -351,23 +351,28 @@ final class ServiceCore: @unchecked Sendable {
 
     func httpRequest(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, path: String) -> Int32 {
         let pathOnly = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
-        let status: UInt32
+        var status: UInt32 = 200
+        var contentType = "application/json"
         let body: [UInt8]
         switch pathOnly {
         case "/events", "/events/":
             return startEventStream(wsi, pss)
         case "/status", "/status/":
-            status = 200
             body = shared.status(clientCount: viewers.count).json.encoded()
         default:
-            status = 404
-            body = Array(#"{"error":"not found","paths":["/status"]}"#.utf8)
+            if let asset = StaticAssets.lookup(pathOnly) {
+                contentType = asset.contentType
+                body = asset.body
+            } else {
+                status = 404
+                body = Array(#"{"error":"not found","paths":["/status","/events"]}"#.utf8)
+            }
         }
         var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
         let headerFailed = head.withUnsafeMutableBufferPointer { buffer -> Bool in
             let start = buffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
             let end = buffer.baseAddress!.advanced(by: buffer.count)
-            return statecast_http_write_headers(wsi, status, "application/json", body.count, start, end) != 0
+            return statecast_http_write_headers(wsi, status, contentType, body.count, start, end) != 0
         }
         if headerFailed { return 1 }
         let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: OutgoingMessage.headroom + body.count)
