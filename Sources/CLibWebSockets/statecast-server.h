@@ -18,6 +18,8 @@ typedef struct statecast_server_params {
     unsigned int handshake_timeout_secs;
     lws_callback_function *callback;
     void *user;                     // lws_context_user()
+    const char *tls_cert_path;      // PEM certificate (chain); NULL: plain ws:// and http://
+    const char *tls_key_path;       // PEM private key
 } statecast_server_params;
 
 /// A running server: the context plus the tables lws keeps pointers to.
@@ -62,6 +64,11 @@ static inline statecast_server *statecast_server_create(const statecast_server_p
     info.vhost_name = "statecast";
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (p->ipv4_only) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (p->tls_cert_path && p->tls_key_path) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = p->tls_cert_path;
+        info.ssl_private_key_filepath = p->tls_key_path;
+    }
 
     s->context = lws_create_context(&info);
     if (!s->context) { free(s); return NULL; }

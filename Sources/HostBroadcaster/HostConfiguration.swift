@@ -42,6 +42,9 @@ public struct HostConfiguration: Sendable {
     public var maxClients: Int?
     /// Path of an opt-in WebSocket echo endpoint for debugging (e.g. `/echo`); `nil`: off.
     public var echoPath: String?
+    /// PEM certificate and key files: with both, the host serves `wss://` and `https://`.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
     /// Called (on the host's service thread) when the polled viewer count changes.
     public var onClientCountChange: (@Sendable (Int) -> Void)?
 

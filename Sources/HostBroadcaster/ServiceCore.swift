@@ -72,7 +72,11 @@ final class ServiceCore: @unchecked Sendable {
         let ipv4Only = bind.map { $0 == "0.0.0.0" || $0.allSatisfy { $0.isNumber || $0 == "." } } ?? false
         let listenAddress = (bind == "0.0.0.0") ? nil : bind
         let created: UnsafeMutablePointer<statecast_server>? = withOptionalCString(listenAddress) { address in
+          withOptionalCString(configuration.tlsCertificatePath) { certificate in
+           withOptionalCString(configuration.tlsKeyPath) { key in
             var params = statecast_server_params()
+            params.tls_cert_path = certificate
+            params.tls_key_path = key
             params.bind_address = address
             params.port = Int32(configuration.port)
             params.ipv4_only = ipv4Only ? 1 : 0
@@ -84,6 +88,8 @@ final class ServiceCore: @unchecked Sendable {
             params.callback = hostCallback
             params.user = unmanaged
             return statecast_server_create(&params)
+           }
+          }
         }
         guard let created else { return nil }
         server = created
