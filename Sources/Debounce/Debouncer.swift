@@ -1,8 +1,7 @@
-import Synchronization
-
 /// Runs a ``DebounceStateMachine`` on an injected clock, from any thread.
 ///
-/// Every change submitted lands in exactly one emission. Emissions are
+/// Every change submitted lands in exactly one emission, unless ``cancel()``
+/// drops it or it is empty. Emissions are
 /// delivered one at a time and in order: `onEmit` is never called twice
 /// concurrently, and a later batch is never delivered before an earlier one.
 /// A timed emission runs `onEmit` on a task; ``flush()`` and, with
@@ -21,10 +20,10 @@ import Synchronization
 /// debouncer.submit(.config(["speed": .double(1.5)]))
 /// ```
 ///
-/// `onEmit` must not call ``flush()``, nor ``submit(_:)`` on a debouncer that
-/// emits immediately: emissions are serialised by a lock that the callback
-/// runs under, and that would deadlock. Submitting with a positive interval
-/// from `onEmit` is fine.
+/// `onEmit` runs under the lock that serialises emissions, so it must not
+/// call ``flush()``, nor ``submit(_:)`` on a debouncer that emits
+/// immediately (the lock is not recursive). Submitting to a debouncer with a
+/// positive interval, and ``cancel()``, are fine from `onEmit`.
 public final class Debouncer<C: Clock>: Sendable where C.Duration == Duration {
     private struct State {
         var machine: DebounceStateMachine<C.Instant>
@@ -37,12 +36,12 @@ public final class Debouncer<C: Clock>: Sendable where C.Duration == Duration {
     private let clock: C
     private let onEmit: @Sendable (SessionChange) -> Void
     private let emitsImmediately: Bool
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// Held while a batch is taken from the machine and handed to `onEmit`,
     /// so emissions never overlap and arrive in the order they were taken.
     /// Lock order: `delivery` before `state`; `state` is never held during
     /// `onEmit`, so submitters with debouncing on never wait for delivery.
-    private let delivery = Mutex<Void>(())
+    private let delivery = Locked<Void>(())
 
     /// A debouncer emitting `interval` after the last change (250 ms by
     /// default), at the latest `maxWait` after the first change of a batch,
@@ -57,7 +56,7 @@ public final class Debouncer<C: Clock>: Sendable where C.Duration == Duration {
         self.clock = clock
         self.onEmit = onEmit
         self.emitsImmediately = machine.emitsImmediately
-        self.state = Mutex(State(machine: machine))
+        self.state = Locked(State(machine: machine))
     }
 
     deinit {
