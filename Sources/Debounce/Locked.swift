@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization  // public: used by inlinable code
 
 /// The standard library's `Mutex`, with its ordering made visible to
 /// ThreadSanitizer.
@@ -11,15 +11,18 @@ import Synchronization
 /// atomic touched only inside the lock, make that order visible to TSan; they
 /// add no synchronisation of their own (plain moves on x86-64, `ldar`/`stlr`
 /// on arm64).
+@usableFromInline
 struct Locked<Value: Sendable>: ~Copyable, Sendable {
-    private let mutex: Mutex<Value>
-    private let order = Atomic<UInt8>(0)
+    @usableFromInline let mutex: Mutex<Value>
+    @usableFromInline let order = Atomic<UInt8>(0)
 
+    @inlinable
     init(_ value: Value) {
         mutex = Mutex(value)
     }
 
     /// Runs `body` with exclusive access to the value.
+    @inlinable
     borrowing func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result {
         mutex.withLock { value in
             _ = order.load(ordering: .acquiring)
