@@ -82,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostBroadcasterTests",
-            dependencies: ["HostBroadcaster", "Envelope"],
+            dependencies: ["HostBroadcaster", "Envelope", "Debounce", .product(name: "Clocks", package: "swift-clocks")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,1 +1,187 @@
-// placeholder
+import CLibWebSockets
+public import Envelope
+import Foundation
+public import Logging
+import Synchronization
+
+/// Serves one session to many viewers over WebSocket (SPEC §3).
+///
+/// One service thread owns libwebsockets and every connection. ``broadcast(_:)``
+/// may be called from any thread: it assigns the seq, encodes the envelope once
+/// and hands the bytes to the service thread, which writes the same bytes to
+/// every viewer. A newcomer gets the current state as a `session_update` the
+/// moment its handshake completes.
+///
+/// ```swift
+/// let host = HostBroadcaster(configuration: HostConfiguration(), logger: logger)
+/// try host.start(initial: Session(name: "demo", config: ["speed": 1]))
+/// host.broadcast(.configUpdate(["speed": 2]))
+/// host.stop()
+/// ```
+/// Most apps use ``SessionStore``, which debounces and classifies changes first.
+public final class HostBroadcaster: Sendable {
+    /// How this host listens and bounds its viewers.
+    public let configuration: HostConfiguration
+    private let logger: Logger
+    private let lifecycle = Mutex<Lifecycle>(.idle)
+
+    private enum Lifecycle {
+        case idle
+        case running(ServiceCore, DispatchSemaphore)
+        case stopped
+    }
+
+    /// Creates a host; nothing listens until ``start(initial:)``.
+    public init(configuration: HostConfiguration = HostConfiguration(), logger: Logger = Logger(label: "statecast.host")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    deinit { stop() }
+
+    /// Binds and starts serving `initial`. Returns once listening.
+    ///
+    /// The initial state's seq is ``HostConfiguration/initialSeq`` or, by
+    /// default, the wall-clock time in milliseconds, so seqs of a later run are
+    /// higher than any of an earlier one and a stale SSE `Last-Event-ID` can never
+    /// be mistaken for a recent one.
+    ///
+    /// - Throws: ``HostError`` when the port is taken or the address cannot be bound.
+    public func start(initial: Session) throws(HostError) {
+        try validate(configuration)
+        let started: Result<(ServiceCore, DispatchSemaphore), HostError> = lifecycle.withLock { state in
+            guard case .idle = state else { return .failure(.alreadyStarted) }
+            LibWebSocketsLog.install(logger: logger)
+            let shared = HostShared(session: initial, seq: configuration.initialSeq ?? Self.wallClockSeq(), epoch: Self.makeEpoch())
+            let core = ServiceCore(shared: shared, configuration: configuration, logger: logger)
+            let ready = DispatchSemaphore(value: 0)
+            let finished = DispatchSemaphore(value: 0)
+            let outcome = Mutex<Int?>(nil)
+            let thread = Thread {
+                let port = core.createServer()
+                if let port, let context = core.context {
+                    shared.attach(context: context, port: port, localIp: NetworkInterfaces.preferredLANAddress() ?? "127.0.0.1")
+                }
+                outcome.withLock { $0 = port }
+                ready.signal()
+                if port != nil { core.run() }
+                finished.signal()
+            }
+            thread.name = "statecast-host-service"
+            thread.stackSize = 1 << 20
+            thread.start()
+            ready.wait()
+            guard outcome.withLock({ $0 }) != nil else {
+                finished.wait()
+                return .failure(diagnoseBindFailure())
+            }
+            state = .running(core, finished)
+            return .success((core, finished))
+        }
+        let (core, _) = try started.get()
+        logger.debug("listening", metadata: ["port": "\(core.shared.status(clientCount: 0).port)"])
+    }
+
+    /// Closes every viewer with 1001 (going away), stops the service thread and
+    /// releases the port. Safe to call more than once.
+    public func stop() {
+        let running: (ServiceCore, DispatchSemaphore)? = lifecycle.withLock { state in
+            guard case .running(let core, let finished) = state else { return nil }
+            state = .stopped
+            return (core, finished)
+        }
+        guard let (core, finished) = running else { return }
+        if core.shared.requestStop() { finished.wait() }
+    }
+
+    /// Sends `payload` to every viewer as the next envelope; returns its seq.
+    ///
+    /// The payload also updates the state newcomers receive. Call from any thread.
+    @discardableResult
+    public func broadcast(_ payload: Envelope.Payload) -> Int64 {
+        guard let core = runningCore else { return 0 }
+        return core.shared.publish(payload)
+    }
+
+    /// Running, port, LAN address, viewer count, seq and uptime.
+    public var status: HostStatus {
+        guard let core = runningCore else {
+            return HostStatus(running: false, port: configuration.port, localIp: "127.0.0.1", clientCount: 0, seq: 0, uptimeSeconds: 0)
+        }
+        return core.shared.status(clientCount: core.clientCount.load(ordering: .relaxed))
+    }
+
+    /// This run's epoch (a random id; it changes with every start).
+    public var epoch: String? { runningCore?.shared.epoch }
+
+    /// The state as of the newest broadcast (what a newcomer receives).
+    public var session: Session? {
+        runningCore?.shared.latest().1
+    }
+
+    private var runningCore: ServiceCore? {
+        lifecycle.withLock { state in
+            if case .running(let core, _) = state { return core }
+            return nil
+        }
+    }
+
+    static func wallClockSeq() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    /// 16 random hex digits.
+    static func makeEpoch() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(format: "%016llx", generator.next() as UInt64)
+    }
+
+    private func validate(_ configuration: HostConfiguration) throws(HostError) {
+        guard (0...65535).contains(configuration.port) else {
+            throw .invalidConfiguration("port \(configuration.port) is out of range; give --port a number from 0 to 65535")
+        }
+        guard configuration.pingTimeout > configuration.pingInterval else {
+            throw .invalidConfiguration("the ping timeout must be longer than the ping interval; raise --ping-timeout-s or lower --ping-interval-s")
+        }
+        if (configuration.tlsCertificatePath == nil) != (configuration.tlsKeyPath == nil) {
+            throw .invalidConfiguration("TLS needs both a certificate and a key; give --tls-cert and --tls-key together")
+        }
+        for path in [configuration.tlsCertificatePath, configuration.tlsKeyPath].compactMap({ $0 }) {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw .invalidConfiguration("cannot read \(path); check the path given with --tls-cert / --tls-key")
+            }
+        }
+        if let token = configuration.token, token.isEmpty {
+            throw .invalidConfiguration("the token is empty; give a non-empty --token or leave it out")
+        }
+        if let maxClients = configuration.maxClients, maxClients < 1 {
+            throw .invalidConfiguration("--max-clients must be at least 1, got \(maxClients)")
+        }
+        guard configuration.pingInterval >= .seconds(1) else {
+            throw .invalidConfiguration("the ping interval must be at least 1 second; raise --ping-interval-s")
+        }
+    }
+
+    /// lws only says "no"; find out whether the port is taken.
+    private func diagnoseBindFailure() -> HostError {
+        let port = configuration.port
+        if configuration.tlsCertificatePath != nil, !NetworkInterfaces.isPortInUse(port, address: configuration.bindAddress) {
+            return .invalidConfiguration("TLS could not start; check that --tls-cert and --tls-key are a matching PEM certificate and key")
+        }
+        if NetworkInterfaces.isPortInUse(port, address: configuration.bindAddress) {
+            return .portInUse(port)
+        }
+        return .bindFailed(address: configuration.bindAddress, port: port)
+    }
+}
+
+extension HostBroadcaster {
+    /// The libwebsockets version this process runs on, e.g. `4.1.6-`.
+    public static var libwebsocketsVersion: String { String(cString: statecast_lws_version()) }
+}
+
+/// StateCast's own version.
+public enum StateCastVersion {
+    /// Semantic version of this build.
+    public static let string = "0.1.0"
+}

@@ -1,0 +1,661 @@
+import CLibWebSockets
+import Envelope
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the service thread owns: the lws server, the viewers and the log.
+///
+/// Only the service thread touches the mutable state here. Other threads reach
+/// it through ``HostShared`` (a Mutex) plus `lws_cancel_service`.
+final class ServiceCore: @unchecked Sendable {
+    // @unchecked: after `init`, every stored `var` below is read and written only
+    // on the service thread (lws callbacks and timers run there); the fields
+    // other threads need live in `shared` (Mutex) and `clientCount` (Atomic).
+    let shared: HostShared
+    let configuration: HostConfiguration
+    let logger: Logger
+    let heartbeat: Heartbeat
+    let sseKeepaliveMicros: Int64
+    let access: AccessPolicy
+    /// Open connections on the opt-in echo endpoint, with what they still have to echo.
+    var echoes: [OpaquePointer: EchoState] = [:]
+    let clientCount = Atomic<Int>(0)
+
+    var server: UnsafeMutablePointer<statecast_server>?
+    var log: MessageLog
+    var viewers: [OpaquePointer] = []
+    var snapshot: OutgoingMessage?
+    var stopping = false
+    var stopDeadline: Int64 = 0
+    var reportedCount = -1
+    let sweepTimer: UnsafeMutablePointer<statecast_timer>
+    let pollTimer: UnsafeMutablePointer<statecast_timer>
+    let stopTimer: UnsafeMutablePointer<statecast_timer>
+    private let pingBuffer: UnsafeMutableRawBufferPointer
+
+    init(shared: HostShared, configuration: HostConfiguration, logger: Logger) {
+        self.shared = shared
+        self.configuration = configuration
+        self.logger = logger
+        heartbeat = Heartbeat(pingInterval: configuration.pingInterval, timeout: configuration.pingTimeout)
+        sseKeepaliveMicros = max(100_000, Heartbeat.micros(configuration.sseKeepaliveInterval))
+        access = AccessPolicy(token: configuration.token, allowedOrigins: configuration.allowedOrigins, maxClients: configuration.maxClients)
+        log = MessageLog(maxBytes: configuration.maxViewerBacklogBytes, maxCount: configuration.maxViewerBacklogCount)
+        sweepTimer = .allocate(capacity: 1)
+        pollTimer = .allocate(capacity: 1)
+        stopTimer = .allocate(capacity: 1)
+        for timer in [sweepTimer, pollTimer, stopTimer] {
+            timer.initialize(to: statecast_timer())
+        }
+        pingBuffer = .allocate(byteCount: OutgoingMessage.headroom + 16, alignment: 16)
+        pingBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit {
+        sweepTimer.deallocate()
+        pollTimer.deallocate()
+        stopTimer.deallocate()
+        pingBuffer.deallocate()
+    }
+
+    // MARK: Lifecycle (service thread)
+
+    /// Creates the lws context. Returns the listening port, or nil.
+    func createServer() -> Int? {
+        let unmanaged = Unmanaged.passUnretained(self).toOpaque()
+        for timer in [sweepTimer, pollTimer, stopTimer] { timer.pointee.user = unmanaged }
+        let bind = configuration.bindAddress
+        let ipv4Only = bind.map { $0 == "0.0.0.0" || $0.allSatisfy { $0.isNumber || $0 == "." } } ?? false
+        let listenAddress = (bind == "0.0.0.0") ? nil : bind
+        let created: UnsafeMutablePointer<statecast_server>? = withOptionalCString(listenAddress) { address in
+          withOptionalCString(configuration.tlsCertificatePath) { certificate in
+           withOptionalCString(configuration.tlsKeyPath) { key in
+            var params = statecast_server_params()
+            params.tls_cert_path = certificate
+            params.tls_key_path = key
+            params.bind_address = address
+            params.port = Int32(configuration.port)
+            params.ipv4_only = ipv4Only ? 1 : 0
+            params.per_session_data_size = MemoryLayout<statecast_pss>.size
+            params.rx_buffer_size = 4096
+            // One send() may carry a whole snapshot; lws copies only what the kernel refuses.
+            params.tx_packet_size = 16 << 20
+            params.handshake_timeout_secs = UInt32(max(1, configuration.handshakeTimeoutSeconds))
+            params.callback = hostCallback
+            params.user = unmanaged
+            return statecast_server_create(&params)
+           }
+          }
+        }
+        guard let created else { return nil }
+        server = created
+        let port = Int(statecast_server_port(created))
+        scheduleSweep()
+        schedulePoll()
+        return port
+    }
+
+    var context: OpaquePointer? { server?.pointee.context }
+
+    /// Runs the service loop until a stop has finished closing viewers.
+    func run() {
+        guard let context else { return }
+        while true {
+            if stopping, viewers.isEmpty || monotonicMicros() >= stopDeadline { break }
+            if lws_service(context, 0) < 0 { break }
+        }
+        statecast_timer_cancel(sweepTimer)
+        statecast_timer_cancel(pollTimer)
+        statecast_timer_cancel(stopTimer)
+        shared.detachContext()
+        statecast_server_destroy(server)
+        server = nil
+        viewers.removeAll()
+        clientCount.store(0, ordering: .relaxed)
+        publishCountIfChanged()
+    }
+
+    // MARK: Inbox
+
+    /// Takes what producers queued: new broadcasts and a stop request.
+    /// Returns the newest seq, which the log now holds (unless no update was ever sent).
+    @discardableResult
+    func drainInbox() -> Int64 {
+        let (messages, stopRequested, latestSeq) = shared.takeInbox()
+        for message in messages { log.append(message) }
+        if !messages.isEmpty { wakeViewersWithWork() }
+        if stopRequested && !stopping { beginStop() }
+        return latestSeq
+    }
+
+    private func wakeViewersWithWork() {
+        guard let last = log.lastSeq else { return }
+        for wsi in viewers {
+            guard let pss = pss(wsi) else { continue }
+            if pss.pointee.awaiting_write == 0, pss.pointee.closing == 0,
+               pss.pointee.needs_full_state != 0 || pss.pointee.resume_pending != 0 || pss.pointee.next_seq <= last {
+                requestWrite(wsi, pss)
+            }
+        }
+    }
+
+    private func beginStop() {
+        stopping = true
+        stopDeadline = monotonicMicros() + 1_000_000
+        for wsi in viewers {
+            guard let pss = pss(wsi) else { continue }
+            pss.pointee.closing = 1
+            requestWrite(wsi, pss)
+        }
+        if let context {
+            statecast_timer_schedule(context, stopTimer, stopTimerFired, 1_000_000)
+        }
+    }
+
+    // MARK: Viewers
+
+    /// A WebSocket viewer finished its handshake, or an SSE stream started.
+    func viewerEstablished(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, resumeFrom since: Int64?, epoch: String?) {
+        pss.pointee.is_viewer = 1
+        pss.pointee.last_heard_us = monotonicMicros()
+        pss.pointee.last_write_us = pss.pointee.last_heard_us
+        // Take what producers queued first, so the log is as new as the seq we compare with.
+        let latestSeq = drainInbox()
+        switch Resume.start(since: since, epoch: epoch, currentEpoch: shared.epoch, latestSeq: latestSeq, log: log) {
+        case .fullState:
+            pss.pointee.needs_full_state = 1
+        case .after(let seq):
+            pss.pointee.next_seq = seq + 1
+            pss.pointee.resume_pending = 1
+        }
+        pss.pointee.index = UInt32(viewers.count)
+        viewers.append(wsi)
+        clientCount.store(viewers.count, ordering: .relaxed)
+        if stopping { pss.pointee.closing = 1 }
+        requestWrite(wsi, pss)
+    }
+
+    func viewerClosed(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) {
+        guard pss.pointee.is_viewer != 0 else { return }
+        pss.pointee.is_viewer = 0
+        let index = Int(pss.pointee.index)
+        guard index < viewers.count, viewers[index] == wsi else { return }
+        let last = viewers.removeLast()
+        if index < viewers.count {
+            viewers[index] = last
+            self.pss(last)?.pointee.index = UInt32(index)
+        }
+        clientCount.store(viewers.count, ordering: .relaxed)
+    }
+
+    /// One frame per writeable callback: close, ping (SSE: keepalive comment),
+    /// the SSE preamble, a resume batch, the full state or the next update.
+    func viewerWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        pss.pointee.awaiting_write = 0
+        let sse = pss.pointee.is_sse != 0
+        if pss.pointee.closing != 0 {
+            if !sse { statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_GOINGAWAY.rawValue), "host stopping") }
+            return -1
+        }
+        if sse, pss.pointee.preamble_due != 0 {
+            pss.pointee.preamble_due = 0
+            return writeControl(wsi, pss, Self.ssePreamble)
+        }
+        if pss.pointee.ping_due != 0 {
+            pss.pointee.ping_due = 0
+            if sse { return writeControl(wsi, pss, Self.sseKeepalive) }
+            let payload = pingBuffer.baseAddress!.advanced(by: OutgoingMessage.headroom).assumingMemoryBound(to: UInt8.self)
+            if statecast_write_ping(wsi, payload, 0) < 0 { return -1 }
+            if hasWork(pss) { requestWrite(wsi, pss) }
+            return 0
+        }
+        guard let message = nextMessage(for: pss) else { return 0 }
+        let frame = sse ? message.serverSentEvent : message
+        let written = sse
+            ? statecast_write_http(wsi, frame.payload, frame.payloadCount)
+            : statecast_write_text(wsi, frame.payload, frame.payloadCount)
+        if written < frame.payloadCount { return -1 }
+        if sse { pss.pointee.last_write_us = monotonicMicros() }
+        if hasWork(pss) { requestWrite(wsi, pss) }
+        return 0
+    }
+
+    /// What this viewer needs next, moving its cursor past it.
+    private func nextMessage(for pss: UnsafeMutablePointer<statecast_pss>) -> OutgoingMessage? {
+        if pss.pointee.resume_pending != 0 {
+            pss.pointee.resume_pending = 0
+            switch Resume.catchUp(from: pss.pointee.next_seq, log: log) {
+            case .upToDate:
+                return nil
+            case .configs(let changes, let seq):
+                pss.pointee.next_seq = seq + 1
+                let bytes = Envelope(.configUpdate(changes), seq: seq).encoded()
+                return OutgoingMessage(seq: seq, isFullState: false, bytes: bytes)
+            case .fullState:
+                pss.pointee.needs_full_state = 1
+            }
+        }
+        if pss.pointee.needs_full_state != 0 || log.position(of: pss.pointee.next_seq) == .fellBehind {
+            let snapshot = currentSnapshot()
+            pss.pointee.needs_full_state = 0
+            pss.pointee.next_seq = snapshot.seq + 1
+            return snapshot
+        }
+        guard let next = log.message(seq: pss.pointee.next_seq) else { return nil }
+        pss.pointee.next_seq += 1
+        return next
+    }
+
+    private func writeControl(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, _ message: OutgoingMessage) -> Int32 {
+        if statecast_write_http(wsi, message.payload, message.payloadCount) < message.payloadCount { return -1 }
+        pss.pointee.last_write_us = monotonicMicros()
+        if hasWork(pss) { requestWrite(wsi, pss) }
+        return 0
+    }
+
+    private static let ssePreamble = OutgoingMessage(seq: 0, isFullState: false, bytes: Array("retry: 2000\n\n".utf8))
+    private static let sseKeepalive = OutgoingMessage(seq: 0, isFullState: false, bytes: Array(": keepalive\n\n".utf8))
+
+    private func hasWork(_ pss: UnsafeMutablePointer<statecast_pss>) -> Bool {
+        if pss.pointee.needs_full_state != 0 || pss.pointee.ping_due != 0 || pss.pointee.closing != 0
+            || pss.pointee.resume_pending != 0 || pss.pointee.preamble_due != 0 { return true }
+        guard let last = log.lastSeq else { return false }
+        return pss.pointee.next_seq <= last
+    }
+
+    private func requestWrite(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) {
+        pss.pointee.awaiting_write = 1
+        lws_callback_on_writable(wsi)
+    }
+
+    /// The full state as of the newest seq, encoded once per seq and shared.
+    private func currentSnapshot() -> OutgoingMessage {
+        let (seq, session) = shared.latest()
+        if let snapshot, snapshot.seq == seq { return snapshot }
+        let bytes = Envelope(.sessionUpdate(session), seq: seq, epoch: shared.epoch).encoded()
+        let message = OutgoingMessage(seq: seq, isFullState: true, bytes: bytes)
+        snapshot = message
+        return message
+    }
+
+    /// Incoming data: refreshes liveness; a message over the limit closes with 1009.
+    func viewerReceived(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, length: Int) -> Int32 {
+        pss.pointee.last_heard_us = monotonicMicros()
+        pss.pointee.last_ping_us = 0
+        if lws_is_first_fragment(wsi) != 0 { pss.pointee.rx_message_bytes = 0 }
+        pss.pointee.rx_message_bytes += Int64(length)
+        let frameRemaining = Int64(lws_remaining_packet_payload(wsi))
+        if pss.pointee.rx_message_bytes + frameRemaining > Int64(configuration.maxIncomingMessageBytes) {
+            logger.debug("closing a viewer that sent a message over the limit", metadata: [
+                "limit": "\(configuration.maxIncomingMessageBytes)",
+            ])
+            statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE.rawValue), "message too big")
+            return -1
+        }
+        if lws_is_final_fragment(wsi) != 0, frameRemaining == 0 { pss.pointee.rx_message_bytes = 0 }
+        return 0
+    }
+
+    func viewerPong(_ pss: UnsafeMutablePointer<statecast_pss>) {
+        pss.pointee.last_heard_us = monotonicMicros()
+        pss.pointee.last_ping_us = 0
+    }
+
+    // MARK: Timers
+
+    private func scheduleSweep() {
+        guard let context else { return }
+        let interval = min(heartbeat.sweepIntervalMicros, max(100_000, sseKeepaliveMicros / 4))
+        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, interval)
+    }
+
+    private func schedulePoll() {
+        guard let context else { return }
+        statecast_timer_schedule(context, pollTimer, pollTimerFired, max(10_000, Heartbeat.micros(configuration.clientPollInterval)))
+    }
+
+    /// One pass over every viewer: ping the quiet ones, drop the silent ones.
+    func sweep() {
+        let now = monotonicMicros()
+        for wsi in viewers {
+            guard let pss = pss(wsi) else { continue }
+            if pss.pointee.is_sse != 0 {
+                // SSE clients cannot answer pings; a comment keeps proxies from timing out.
+                if now - pss.pointee.last_write_us >= sseKeepaliveMicros, pss.pointee.ping_due == 0 {
+                    pss.pointee.ping_due = 1
+                    if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
+                }
+                continue
+            }
+            let lastPing = pss.pointee.last_ping_us == 0 ? nil : pss.pointee.last_ping_us
+            switch heartbeat.action(now: now, lastHeard: pss.pointee.last_heard_us, lastPing: lastPing) {
+            case .none:
+                break
+            case .ping:
+                pss.pointee.last_ping_us = now
+                pss.pointee.ping_due = 1
+                if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
+            case .hangUp:
+                logger.debug("hanging up on a viewer that stopped answering pings")
+                statecast_kill_async(wsi)
+            }
+        }
+        scheduleSweep()
+    }
+
+    func poll() {
+        publishCountIfChanged()
+        schedulePoll()
+    }
+
+    private func publishCountIfChanged() {
+        let count = viewers.count
+        guard count != reportedCount else { return }
+        let first = reportedCount < 0
+        reportedCount = count
+        if first && count == 0 { return }
+        configuration.onClientCountChange?(count)
+    }
+
+    // MARK: HTTP
+
+    func httpRequest(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, path: String) -> Int32 {
+        let pathOnly = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
+        var status: UInt32 = 200
+        var contentType = "application/json"
+        let body: [UInt8]
+        switch pathOnly {
+        case "/events", "/events/":
+            return startEventStream(wsi, pss)
+        case "/status", "/status/":
+            if access.isAuthorized(Self.request(wsi, isUpgrade: false)) {
+                body = shared.status(clientCount: viewers.count).json.encoded()
+            } else {
+                body = Array(#"{"running":true}"#.utf8)
+            }
+        default:
+            if let asset = StaticAssets.lookup(pathOnly) {
+                contentType = asset.contentType
+                body = asset.body
+            } else {
+                status = 404
+                body = Array(#"{"error":"not found","paths":["/status","/events"]}"#.utf8)
+            }
+        }
+        var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
+        let headerFailed = head.withUnsafeMutableBufferPointer { buffer -> Bool in
+            let start = buffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
+            let end = buffer.baseAddress!.advanced(by: buffer.count)
+            return statecast_http_write_headers(wsi, status, contentType, body.count, start, end) != 0
+        }
+        if headerFailed { return 1 }
+        let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: OutgoingMessage.headroom + body.count)
+        body.withUnsafeBufferPointer { source in
+            (storage + OutgoingMessage.headroom).update(from: source.baseAddress!, count: body.count)
+        }
+        pss.pointee.http_body = storage
+        pss.pointee.http_body_len = body.count
+        lws_callback_on_writable(wsi)
+        return 0
+    }
+
+    /// `GET /events`: a Server-Sent Events viewer. `Last-Event-ID` (header or
+    /// `?lastEventId=`) resumes like a WebSocket's `?since=`.
+    private func startEventStream(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        if let refusal = access.check(Self.request(wsi, isUpgrade: false), clientCount: viewers.count)
+            ?? capacityRefusal() {
+            writeRefusal(wsi, refusal)
+            return -1
+        }
+        let since = Self.header(wsi, "last-event-id:").flatMap { Int64($0) }
+            ?? Self.queryArgument(wsi, "lastEventId=").flatMap { Int64($0) }
+        var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
+        let failed = head.withUnsafeMutableBufferPointer { buffer -> Bool in
+            let start = buffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
+            let end = buffer.baseAddress!.advanced(by: buffer.count)
+            return statecast_http_write_sse_headers(wsi, "*", start, end) != 0
+        }
+        if failed { return -1 }
+        pss.pointee.is_sse = 1
+        pss.pointee.preamble_due = 1
+        viewerEstablished(wsi, pss, resumeFrom: since, epoch: Self.queryArgument(wsi, "epoch="))
+        return 0
+    }
+
+    /// Query argument `name` ("since=") of the request, if present.
+    static func queryArgument(_ wsi: OpaquePointer, _ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let length = statecast_query_arg(wsi, name, &buffer, Int32(buffer.count))
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Request header `name` (lower case, with colon), if present.
+    static func header(_ wsi: OpaquePointer, _ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let length = statecast_custom_header(wsi, name, &buffer, Int32(buffer.count))
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    func httpWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        if pss.pointee.is_sse != 0 { return viewerWritable(wsi, pss) }
+        guard let storage = pss.pointee.http_body else { return 0 }
+        let count = pss.pointee.http_body_len
+        let written = statecast_write_http_final(wsi, storage + OutgoingMessage.headroom, count)
+        freeHTTPBody(pss)
+        if written < count { return -1 }
+        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+    }
+
+    func freeHTTPBody(_ pss: UnsafeMutablePointer<statecast_pss>) {
+        if let storage = pss.pointee.http_body {
+            storage.deallocate()
+            pss.pointee.http_body = nil
+            pss.pointee.http_body_len = 0
+        }
+    }
+
+    // MARK: Admission
+
+    /// `LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`: refuse with a proper HTTP status
+    /// before the upgrade (token, origin, capacity, RFC 6455 rules).
+    func confirmUpgrade(_ wsi: OpaquePointer) -> Int32 {
+        let request = Self.request(wsi, isUpgrade: true)
+        let isEcho = configuration.echoPath != nil && Self.path(wsi) == configuration.echoPath
+        guard let refusal = access.check(request, clientCount: isEcho ? 0 : viewers.count) else { return 0 }
+        logger.debug("refused an upgrade", metadata: ["status": "\(refusal.status)", "path": "\(Redaction.redactingToken(in: Self.uri(wsi)))"])
+        writeRefusal(wsi, refusal)
+        return 1
+    }
+
+    private func capacityRefusal() -> AccessPolicy.Refusal? {
+        guard let max = configuration.maxClients, viewers.count >= max else { return nil }
+        return AccessPolicy.Refusal(status: 503, reason: "Service Unavailable", headers: ["retry-after: 5"],
+                                    body: "the host has as many viewers as it allows\n")
+    }
+
+    /// A complete HTTP/1.1 response written in one go (lws's own status
+    /// helper says HTTP/1.0, which strict clients reject during a handshake).
+    private func writeRefusal(_ wsi: OpaquePointer, _ refusal: AccessPolicy.Refusal) {
+        var text = "HTTP/1.1 \(refusal.status) \(refusal.reason)\r\ncontent-type: text/plain\r\n"
+        text += "content-length: \(refusal.body.utf8.count)\r\nconnection: close\r\n"
+        for header in refusal.headers { text += header + "\r\n" }
+        text += "\r\n" + refusal.body
+        var bytes = [UInt8](repeating: 0, count: OutgoingMessage.headroom)
+        bytes += Array(text.utf8)
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            _ = statecast_write_http_raw(wsi, buffer.baseAddress! + OutgoingMessage.headroom, buffer.count - OutgoingMessage.headroom)
+        }
+    }
+
+    static func request(_ wsi: OpaquePointer, isUpgrade: Bool) -> AccessPolicy.Request {
+        AccessPolicy.Request(
+            method: String(cString: statecast_http_method(wsi)),
+            authorization: header(wsi, statecast_header_authorization()),
+            queryToken: queryArgument(wsi, "token="),
+            origin: header(wsi, statecast_header_origin()),
+            webSocketKey: header(wsi, statecast_header_ws_key()),
+            webSocketVersion: header(wsi, statecast_header_ws_version()),
+            isUpgrade: isUpgrade)
+    }
+
+    static func uri(_ wsi: OpaquePointer) -> String { header(wsi, statecast_header_get_uri()) ?? "" }
+
+    static func path(_ wsi: OpaquePointer) -> String {
+        let uri = uri(wsi)
+        return uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+    }
+
+    static func header(_ wsi: OpaquePointer, _ token: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = statecast_header(wsi, lws_token_indexes(UInt32(token)), &buffer, Int32(buffer.count))
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    // MARK: Echo (opt-in debugging endpoint)
+
+    struct EchoState {
+        var partial: [UInt8] = []
+        var partialIsBinary = false
+        var ready: [(binary: Bool, bytes: [UInt8])] = []
+    }
+
+    func echoEstablished(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) {
+        pss.pointee.is_echo = 1
+        pss.pointee.last_heard_us = monotonicMicros()
+        echoes[wsi] = EchoState()
+    }
+
+    func echoReceived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
+        guard var state = echoes[wsi] else { return 0 }
+        if lws_is_first_fragment(wsi) != 0 {
+            state.partial.removeAll(keepingCapacity: true)
+            state.partialIsBinary = statecast_frame_is_binary(wsi) != 0
+        }
+        if let input, length > 0 {
+            state.partial.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
+        }
+        if state.partial.count + Int(lws_remaining_packet_payload(wsi)) > configuration.maxIncomingMessageBytes {
+            echoes[wsi] = nil
+            statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE.rawValue), "message too big")
+            return -1
+        }
+        if lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 {
+            state.ready.append((state.partialIsBinary, state.partial))
+            state.partial = []
+            lws_callback_on_writable(wsi)
+        }
+        echoes[wsi] = state
+        return 0
+    }
+
+    func echoWritable(_ wsi: OpaquePointer) -> Int32 {
+        guard var state = echoes[wsi], !state.ready.isEmpty else { return 0 }
+        let (binary, bytes) = state.ready.removeFirst()
+        echoes[wsi] = state
+        var frame = [UInt8](repeating: 0, count: OutgoingMessage.headroom)
+        frame += bytes
+        let written = frame.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            let payload = buffer.baseAddress! + OutgoingMessage.headroom
+            return binary ? statecast_write_binary(wsi, payload, bytes.count) : statecast_write_text(wsi, payload, bytes.count)
+        }
+        if written < bytes.count { return -1 }
+        if !state.ready.isEmpty { lws_callback_on_writable(wsi) }
+        return 0
+    }
+
+    // MARK: Helpers
+
+    @inline(__always)
+    func pss(_ wsi: OpaquePointer) -> UnsafeMutablePointer<statecast_pss>? {
+        lws_wsi_user(wsi)?.assumingMemoryBound(to: statecast_pss.self)
+    }
+}
+
+/// Monotonic microseconds (CLOCK_MONOTONIC).
+func monotonicMicros() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
+}
+
+private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let string else { return body(nil) }
+    return string.withCString { body($0) }
+}
+
+@inline(__always)
+private func core(of wsi: OpaquePointer?) -> ServiceCore? {
+    guard let wsi, let context = lws_get_context(wsi), let user = lws_context_user(context) else { return nil }
+    return Unmanaged<ServiceCore>.fromOpaque(user).takeUnretainedValue()
+}
+
+private func timerCore(_ timer: UnsafeMutablePointer<statecast_timer>?) -> ServiceCore? {
+    guard let user = timer?.pointee.user else { return nil }
+    return Unmanaged<ServiceCore>.fromOpaque(user).takeUnretainedValue()
+}
+
+private func sweepTimerFired(_ timer: UnsafeMutablePointer<statecast_timer>?) { timerCore(timer)?.sweep() }
+private func pollTimerFired(_ timer: UnsafeMutablePointer<statecast_timer>?) { timerCore(timer)?.poll() }
+/// Only wakes the service loop so it can see the stop deadline.
+private func stopTimerFired(_ timer: UnsafeMutablePointer<statecast_timer>?) {}
+
+/// The protocol callback: translates lws reasons into ServiceCore calls.
+private func hostCallback(
+    _ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+    _ input: UnsafeMutableRawPointer?, _ length: Int
+) -> Int32 {
+    guard let wsi, let core = core(of: wsi) else { return 0 }
+    let pss = user?.assumingMemoryBound(to: statecast_pss.self)
+    switch reason {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return core.confirmUpgrade(wsi)
+    case LWS_CALLBACK_ESTABLISHED:
+        if let pss, let echo = core.configuration.echoPath, ServiceCore.path(wsi) == echo {
+            core.echoEstablished(wsi, pss)
+        } else if let pss {
+            let since = ServiceCore.queryArgument(wsi, "since=").flatMap { Int64($0) }
+            core.viewerEstablished(wsi, pss, resumeFrom: since, epoch: ServiceCore.queryArgument(wsi, "epoch="))
+        }
+        return 0
+    case LWS_CALLBACK_CLOSED:
+        if let pss, pss.pointee.is_echo != 0 { core.echoes[wsi] = nil }
+        if let pss { core.viewerClosed(wsi, pss) }
+        return 0
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        guard let pss else { return 0 }
+        if pss.pointee.is_echo != 0 { return core.echoWritable(wsi) }
+        return core.viewerWritable(wsi, pss)
+    case LWS_CALLBACK_RECEIVE:
+        guard let pss else { return 0 }
+        if pss.pointee.is_echo != 0 { return core.echoReceived(wsi, input, length: length) }
+        return core.viewerReceived(wsi, pss, length: length)
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if let pss { core.viewerPong(pss) }
+        return 0
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        core.drainInbox()
+        return 0
+    case LWS_CALLBACK_HTTP:
+        guard let pss else { return -1 }
+        let path = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "/"
+        return core.httpRequest(wsi, pss, path: path)
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        guard let pss else { return 0 }
+        return core.httpWritable(wsi, pss)
+    case LWS_CALLBACK_CLOSED_HTTP, LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if let pss {
+            core.freeHTTPBody(pss)
+            if reason == LWS_CALLBACK_CLOSED_HTTP { core.viewerClosed(wsi, pss) }
+        }
+        return lws_callback_http_dummy(wsi, reason, user, input, length)
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, input, length)
+    }
+}

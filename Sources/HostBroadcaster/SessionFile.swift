@@ -1,0 +1,61 @@
+public import Envelope
+import Foundation
+
+/// Reading a session from a JSON file, with errors that name file, line and column.
+public enum SessionFile {
+    /// Reads and validates the session at `path`.
+    ///
+    /// - Throws: ``SessionFileError``: missing or unreadable file, invalid JSON
+    ///   (`FILE:LINE:COLUMN: …`), or JSON that is not a session.
+    public static func load(_ path: String) throws(SessionFileError) -> Session {
+        let bytes: [UInt8]
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            bytes = [UInt8](data)
+        } catch {
+            let missing = !FileManager.default.fileExists(atPath: path)
+            throw SessionFileError(
+                path: path,
+                message: missing ? "no such file; check the path" : "cannot be read; check its permissions",
+                isMissing: missing)
+        }
+        let value: JSONValue
+        do {
+            value = try JSONValue(parsing: bytes)
+        } catch {
+            throw SessionFileError(path: path, line: error.line, column: error.column, message: "\(error.reason)")
+        }
+        do {
+            return try Session(json: value)
+        } catch {
+            throw SessionFileError(path: path, line: 1, column: 1, message: "\(error); a session is {\"name\":…,\"data\":…,\"config\":{…},\"metadata\":{…}}")
+        }
+    }
+}
+
+/// Why a session file could not be used.
+public struct SessionFileError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The file.
+    public let path: String
+    /// 1-based position of the problem, when it is in the JSON.
+    public let line: Int?
+    public let column: Int?
+    /// What is wrong and how to fix it.
+    public let message: String
+    /// The file does not exist (editors that save by rename make it vanish briefly).
+    public let isMissing: Bool
+
+    init(path: String, line: Int? = nil, column: Int? = nil, message: String, isMissing: Bool = false) {
+        self.path = path
+        self.line = line
+        self.column = column
+        self.message = message
+        self.isMissing = isMissing
+    }
+
+    /// `FILE:LINE:COLUMN: message` (or `FILE: message`).
+    public var description: String {
+        if let line, let column { return "\(path):\(line):\(column): \(message)" }
+        return "\(path): \(message)"
+    }
+}

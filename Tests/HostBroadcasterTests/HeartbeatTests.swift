@@ -1,0 +1,42 @@
+@testable import HostBroadcaster
+import Testing
+
+@Suite struct HeartbeatTests {
+    let policy = Heartbeat(pingInterval: .seconds(30), timeout: .seconds(60))
+    let second: Int64 = 1_000_000
+
+    @Test func quietViewerIsLeftAlone() {
+        #expect(policy.action(now: 29 * second, lastHeard: 0, lastPing: nil) == .none)
+    }
+
+    @Test func viewerSilentForTheIntervalIsPinged() {
+        #expect(policy.action(now: 30 * second, lastHeard: 0, lastPing: nil) == .ping)
+    }
+
+    @Test func pingIsNotRepeatedWithinTheInterval() {
+        #expect(policy.action(now: 45 * second, lastHeard: 0, lastPing: 30 * second) == .none)
+        #expect(policy.action(now: 59 * second, lastHeard: 0, lastPing: 30 * second) == .none)
+        let often = Heartbeat(pingInterval: .seconds(10), timeout: .seconds(60))
+        #expect(often.action(now: 15 * second, lastHeard: 0, lastPing: 10 * second) == .none)
+        #expect(often.action(now: 20 * second, lastHeard: 0, lastPing: 10 * second) == .ping)
+    }
+
+    @Test func viewerSilentForTheTimeoutIsHungUpOn() {
+        #expect(policy.action(now: 60 * second, lastHeard: 0, lastPing: 30 * second) == .hangUp)
+    }
+
+    @Test func answeringResetsTheClock() {
+        #expect(policy.action(now: 61 * second, lastHeard: 40 * second, lastPing: nil) == .none)
+    }
+
+    @Test func sweepIntervalIsAQuarterOfThePingIntervalWithinBounds() {
+        #expect(policy.sweepIntervalMicros == 5 * second)
+        #expect(Heartbeat(pingInterval: .seconds(1), timeout: .seconds(2)).sweepIntervalMicros == 250_000)
+        #expect(Heartbeat(pingInterval: .milliseconds(100), timeout: .seconds(2)).sweepIntervalMicros == 100_000)
+    }
+
+    @Test func timeoutIsAlwaysLongerThanTheInterval() {
+        let odd = Heartbeat(pingInterval: .seconds(10), timeout: .seconds(5))
+        #expect(odd.timeoutMicros > odd.pingIntervalMicros)
+    }
+}

@@ -1,0 +1,98 @@
+import Clocks
+import Envelope
+@testable import HostBroadcaster
+import Synchronization
+import Testing
+
+@Suite struct SessionStoreTests {
+    final class Sink: Sendable {
+        let payloads = Mutex<[Envelope.Payload]>([])
+        var all: [Envelope.Payload] { payloads.withLock { $0 } }
+    }
+
+    let initial = Session(name: "s", data: ["a": 1], config: ["speed": 1, "mode": "wave"], metadata: [:])
+
+    private func makeStore(interval: Duration = .milliseconds(250)) -> (SessionStore<TestClock<Duration>>, TestClock<Duration>, Sink) {
+        let clock = TestClock()
+        let sink = Sink()
+        let store = SessionStore(
+            initial: initial, interval: interval, maxWait: nil, clock: clock,
+            publish: { payload in sink.payloads.withLock { $0.append(payload) } },
+            startHost: { _ in })
+        return (store, clock, sink)
+    }
+
+    @Test func configChangeIsSentOnceTheWindowCloses() async {
+        let (store, clock, sink) = makeStore()
+        store.setConfig("speed", 2)
+        await clock.advance(by: .milliseconds(249))
+        #expect(sink.all.isEmpty)
+        await clock.advance(by: .milliseconds(1))
+        await settle { !sink.all.isEmpty }
+        #expect(sink.all == [.configUpdate(["speed": 2])])
+    }
+
+    @Test func aValueWrittenBackInsideTheWindowSendsNothing() async {
+        let (store, clock, sink) = makeStore()
+        store.setConfig("speed", 2)
+        store.setConfig("speed", 1)
+        await clock.advance(by: .seconds(1))
+        #expect(sink.all.isEmpty)
+    }
+
+    @Test func burstsCoalesceToTheChangedKeysWithLastValues() async {
+        let (store, clock, sink) = makeStore()
+        for step in 1...30 { store.setConfig("speed", .int(Int64(step))) }
+        store.setConfig("mode", "square")
+        await clock.advance(by: .seconds(1))
+        await settle { !sink.all.isEmpty }
+        #expect(sink.all == [.configUpdate(["speed": 30, "mode": "square"])])
+    }
+
+    @Test func structuralChangeSendsTheWholeState() async {
+        let (store, clock, sink) = makeStore()
+        store.setConfig("speed", 5)
+        store.update { $0.data = ["a": 2] }
+        await clock.advance(by: .seconds(1))
+        await settle { !sink.all.isEmpty }
+        var expected = initial
+        expected.data = ["a": 2]
+        expected.config["speed"] = 5
+        #expect(sink.all == [.sessionUpdate(expected)])
+    }
+
+    @Test func removedKeySendsTheWholeState() async {
+        let (store, clock, sink) = makeStore()
+        store.update { $0.config.removeValue(forKey: "mode") }
+        await clock.advance(by: .seconds(1))
+        await settle { !sink.all.isEmpty }
+        #expect(sink.all == [.sessionUpdate(Session(name: "s", data: ["a": 1], config: ["speed": 1], metadata: [:]))])
+    }
+
+    @Test func zeroIntervalSendsEveryChangeAtOnce() {
+        let (store, _, sink) = makeStore(interval: .zero)
+        store.setConfig("speed", 2)
+        store.setConfig("speed", 3)
+        #expect(sink.all == [.configUpdate(["speed": 2]), .configUpdate(["speed": 3])])
+    }
+
+    @Test func flushSendsWithoutWaiting() async {
+        let (store, clock, sink) = makeStore()
+        store.setConfig("speed", 9)
+        store.flush()
+        #expect(sink.all == [.configUpdate(["speed": 9])])
+        await clock.advance(by: .seconds(1))
+        #expect(sink.all.count == 1)
+    }
+
+    @Test func sessionShowsPendingChanges() {
+        let (store, _, _) = makeStore()
+        store.setConfig("speed", 4)
+        #expect(store.session.config["speed"] == 4)
+    }
+
+    /// Lets the debouncer's timer task run after the test clock moved (no real time passes).
+    private func settle(_ done: () -> Bool) async {
+        for _ in 0..<10_000 where !done() { await Task.yield() }
+    }
+}
