@@ -46,6 +46,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest message (KiB) a viewer may send; bigger ones close it with 1009.")
     var maxMessageKb: Int = 64
 
+    @Flag(help: "Print a QR code of the viewer page's LAN URL (http://LANIP:PORT/) for a phone to scan.")
+    var qr = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -118,6 +121,7 @@ struct Serve: AsyncParsableCommand {
         if bind == "0.0.0.0" || bind.hasPrefix("127.") {
             Console.out("  ws://localhost:\(status.port)/")
         }
+        if qr { ViewerQR.print(bind: bind, port: status.port) }
 
         var watcher: SessionFileWatcher?
         if let sessionFile, !noWatch {
