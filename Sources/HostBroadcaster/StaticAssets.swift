@@ -1,6 +1,6 @@
 /// Files the host serves over plain HTTP GET, embedded in the binary.
 ///
-/// - `/` (and `/index.html`): the viewer page, which shows the live session in
+/// - `/`: the viewer page, which shows the live session in
 ///   any browser, a phone's included.
 /// - `/statecast.js`: the viewer protocol as a dependency-free ES module, for
 ///   the page and for web apps.
@@ -16,7 +16,7 @@ enum StaticAssets {
     /// The asset at `path` (the request path without its query), if any.
     static func lookup(_ path: String) -> Asset? {
         switch path {
-        case "/", "/index.html": viewerPage
+        case "/": viewerPage
         case "/statecast.js": statecastJS
         default: nil
         }

@@ -55,7 +55,9 @@ extension StaticAssets {
   .tree { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 6px 10px; }
   .tree ul { padding-left: 14px; border-left: 1px dotted var(--line); margin-left: 3px; }
   .tree li { padding: 2px 0; }
-  .row { display: flex; flex-wrap: wrap; align-items: baseline; gap: 0 8px; min-height: 1.6em; }
+  .row { display: flex; align-items: baseline; gap: 0 8px; min-height: 1.6em; }
+  .row > .key { flex: 0 0 auto; max-width: 45%; }
+  .row > .value { flex: 0 1 auto; min-width: 0; }
   .key { color: var(--key); font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.92em; overflow-wrap: anywhere; }
   .key::after { content: ":"; color: var(--muted); }
   .value {
