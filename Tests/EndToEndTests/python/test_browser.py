@@ -326,7 +326,8 @@ def test_page_shows_session_then_changes_then_reconnects_to_a_restarted_host(
 ) -> None:
     host = hosts(_write(tmp_path / "first.json", SESSION))
     port = host.port
-    browser = browser_factory(f"http://127.0.0.1:{port}/")
+    # A ?token= in the page's address is passed on to the WebSocket (the host ignores it until tokens exist).
+    browser = browser_factory(f"http://127.0.0.1:{port}/?token=t0k")
     # A phone's screen: 360 CSS pixels wide, mobile viewport rules.
     browser.call("Emulation.setDeviceMetricsOverride", {"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True})
 
@@ -339,6 +340,7 @@ def test_page_shows_session_then_changes_then_reconnects_to_a_restarted_host(
         '"wave"', "true", '"naïve ✓"', "[2 items]", '"tests"')
     assert "2.5" in shown["text"], "nested array values are rendered"
     assert browser.evaluate("document.title") == "Browser test · StateCast"
+    assert browser.evaluate("window.statecast.url") == f"ws://127.0.0.1:{port}/?token=t0k"
     # On the phone-sized screen nothing needs sideways scrolling.
     assert browser.evaluate("[document.documentElement.scrollWidth, window.innerWidth]") == [360, 360]
 
@@ -368,6 +370,9 @@ def test_page_shows_session_then_changes_then_reconnects_to_a_restarted_host(
     assert (shown["mode"], shown["enabled"], shown["label"], shown["points"]) == (
         '"square"', "false", '"restarted"', "[0 items]")
 
+    # Its next connection would resume from the new run's seq and epoch, token kept.
+    assert re.fullmatch(rf"ws://127\.0\.0\.1:{port}/\?token=t0k&since=\d+&epoch=[0-9a-f]{{16}}",
+                        browser.evaluate("window.statecast.nextURL()"))
     # The page is the one viewer of the new host.
     status = json.loads(_get(f"http://127.0.0.1:{port}/status")[2])
     assert status["clientCount"] == 1, "the page is the one viewer of the restarted host"
