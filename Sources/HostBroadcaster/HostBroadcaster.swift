@@ -143,6 +143,20 @@ public final class HostBroadcaster: Sendable {
         guard configuration.pingTimeout > configuration.pingInterval else {
             throw .invalidConfiguration("the ping timeout must be longer than the ping interval; raise --ping-timeout-s or lower --ping-interval-s")
         }
+        if (configuration.tlsCertificatePath == nil) != (configuration.tlsKeyPath == nil) {
+            throw .invalidConfiguration("TLS needs both a certificate and a key; give --tls-cert and --tls-key together")
+        }
+        for path in [configuration.tlsCertificatePath, configuration.tlsKeyPath].compactMap({ $0 }) {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw .invalidConfiguration("cannot read \(path); check the path given with --tls-cert / --tls-key")
+            }
+        }
+        if let token = configuration.token, token.isEmpty {
+            throw .invalidConfiguration("the token is empty; give a non-empty --token or leave it out")
+        }
+        if let maxClients = configuration.maxClients, maxClients < 1 {
+            throw .invalidConfiguration("--max-clients must be at least 1, got \(maxClients)")
+        }
         guard configuration.pingInterval >= .seconds(1) else {
             throw .invalidConfiguration("the ping interval must be at least 1 second; raise --ping-interval-s")
         }
@@ -151,6 +165,9 @@ public final class HostBroadcaster: Sendable {
     /// lws only says "no"; find out whether the port is taken.
     private func diagnoseBindFailure() -> HostError {
         let port = configuration.port
+        if configuration.tlsCertificatePath != nil, !NetworkInterfaces.isPortInUse(port, address: configuration.bindAddress) {
+            return .invalidConfiguration("TLS could not start; check that --tls-cert and --tls-key are a matching PEM certificate and key")
+        }
         if NetworkInterfaces.isPortInUse(port, address: configuration.bindAddress) {
             return .portInUse(port)
         }

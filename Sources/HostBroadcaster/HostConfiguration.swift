@@ -32,6 +32,19 @@ public struct HostConfiguration: Sendable {
     public var initialSeq: Int64?
     /// How often an idle Server-Sent Events stream gets a `: keepalive` comment.
     public var sseKeepaliveInterval: Duration = .seconds(30)
+    /// Shared secret viewers must present (`Authorization: Bearer …` or `?token=…`);
+    /// `nil` lets anyone on the network connect.
+    public var token: String?
+    /// Browser origins allowed to open a viewer (exact match, e.g. `https://app.example`);
+    /// empty allows any origin.
+    public var allowedOrigins: [String] = []
+    /// Most viewers at once; past it an upgrade gets HTTP 503. `nil`: no limit.
+    public var maxClients: Int?
+    /// Path of an opt-in WebSocket echo endpoint for debugging (e.g. `/echo`); `nil`: off.
+    public var echoPath: String?
+    /// PEM certificate and key files: with both, the host serves `wss://` and `https://`.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
     /// Called (on the host's service thread) when the polled viewer count changes.
     public var onClientCountChange: (@Sendable (Int) -> Void)?
 

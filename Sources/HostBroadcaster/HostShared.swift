@@ -51,11 +51,13 @@ final class HostShared: Sendable {
         }
     }
 
-    func takeInbox() -> ([OutgoingMessage], Bool) {
+    /// The queued messages, whether a stop was asked for, and the newest seq,
+    /// all at one instant (so the seq matches the last message taken).
+    func takeInbox() -> (messages: [OutgoingMessage], stopRequested: Bool, latestSeq: Int64) {
         state.withLock { state in
             let messages = state.inbox
             state.inbox.removeAll(keepingCapacity: true)
-            return (messages, state.stopRequested)
+            return (messages, state.stopRequested, state.seq)
         }
     }
 

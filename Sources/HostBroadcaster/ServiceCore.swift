@@ -20,6 +20,9 @@ final class ServiceCore: @unchecked Sendable {
     let logger: Logger
     let heartbeat: Heartbeat
     let sseKeepaliveMicros: Int64
+    let access: AccessPolicy
+    /// Open connections on the opt-in echo endpoint, with what they still have to echo.
+    var echoes: [OpaquePointer: EchoState] = [:]
     let clientCount = Atomic<Int>(0)
 
     var server: UnsafeMutablePointer<statecast_server>?
@@ -40,6 +43,7 @@ final class ServiceCore: @unchecked Sendable {
         self.logger = logger
         heartbeat = Heartbeat(pingInterval: configuration.pingInterval, timeout: configuration.pingTimeout)
         sseKeepaliveMicros = max(100_000, Heartbeat.micros(configuration.sseKeepaliveInterval))
+        access = AccessPolicy(token: configuration.token, allowedOrigins: configuration.allowedOrigins, maxClients: configuration.maxClients)
         log = MessageLog(maxBytes: configuration.maxViewerBacklogBytes, maxCount: configuration.maxViewerBacklogCount)
         sweepTimer = .allocate(capacity: 1)
         pollTimer = .allocate(capacity: 1)
@@ -68,7 +72,11 @@ final class ServiceCore: @unchecked Sendable {
         let ipv4Only = bind.map { $0 == "0.0.0.0" || $0.allSatisfy { $0.isNumber || $0 == "." } } ?? false
         let listenAddress = (bind == "0.0.0.0") ? nil : bind
         let created: UnsafeMutablePointer<statecast_server>? = withOptionalCString(listenAddress) { address in
+          withOptionalCString(configuration.tlsCertificatePath) { certificate in
+           withOptionalCString(configuration.tlsKeyPath) { key in
             var params = statecast_server_params()
+            params.tls_cert_path = certificate
+            params.tls_key_path = key
             params.bind_address = address
             params.port = Int32(configuration.port)
             params.ipv4_only = ipv4Only ? 1 : 0
@@ -80,6 +88,8 @@ final class ServiceCore: @unchecked Sendable {
             params.callback = hostCallback
             params.user = unmanaged
             return statecast_server_create(&params)
+           }
+          }
         }
         guard let created else { return nil }
         server = created
@@ -112,11 +122,14 @@ final class ServiceCore: @unchecked Sendable {
     // MARK: Inbox
 
     /// Takes what producers queued: new broadcasts and a stop request.
-    func drainInbox() {
-        let (messages, stopRequested) = shared.takeInbox()
+    /// Returns the newest seq, which the log now holds (unless no update was ever sent).
+    @discardableResult
+    func drainInbox() -> Int64 {
+        let (messages, stopRequested, latestSeq) = shared.takeInbox()
         for message in messages { log.append(message) }
         if !messages.isEmpty { wakeViewersWithWork() }
         if stopRequested && !stopping { beginStop() }
+        return latestSeq
     }
 
     private func wakeViewersWithWork() {
@@ -150,7 +163,8 @@ final class ServiceCore: @unchecked Sendable {
         pss.pointee.is_viewer = 1
         pss.pointee.last_heard_us = monotonicMicros()
         pss.pointee.last_write_us = pss.pointee.last_heard_us
-        let (latestSeq, _) = shared.latest()
+        // Take what producers queued first, so the log is as new as the seq we compare with.
+        let latestSeq = drainInbox()
         switch Resume.start(since: since, epoch: epoch, currentEpoch: shared.epoch, latestSeq: latestSeq, log: log) {
         case .fullState:
             pss.pointee.needs_full_state = 1
@@ -358,7 +372,11 @@ final class ServiceCore: @unchecked Sendable {
         case "/events", "/events/":
             return startEventStream(wsi, pss)
         case "/status", "/status/":
-            body = shared.status(clientCount: viewers.count).json.encoded()
+            if access.isAuthorized(Self.request(wsi, isUpgrade: false)) {
+                body = shared.status(clientCount: viewers.count).json.encoded()
+            } else {
+                body = Array(#"{"running":true}"#.utf8)
+            }
         default:
             if let asset = StaticAssets.lookup(pathOnly) {
                 contentType = asset.contentType
@@ -388,6 +406,11 @@ final class ServiceCore: @unchecked Sendable {
     /// `GET /events`: a Server-Sent Events viewer. `Last-Event-ID` (header or
     /// `?lastEventId=`) resumes like a WebSocket's `?since=`.
     private func startEventStream(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        if let refusal = access.check(Self.request(wsi, isUpgrade: false), clientCount: viewers.count)
+            ?? capacityRefusal() {
+            writeRefusal(wsi, refusal)
+            return -1
+        }
         let since = Self.header(wsi, "last-event-id:").flatMap { Int64($0) }
             ?? Self.queryArgument(wsi, "lastEventId=").flatMap { Int64($0) }
         var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
@@ -437,6 +460,116 @@ final class ServiceCore: @unchecked Sendable {
         }
     }
 
+    // MARK: Admission
+
+    /// `LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`: refuse with a proper HTTP status
+    /// before the upgrade (token, origin, capacity, RFC 6455 rules).
+    func confirmUpgrade(_ wsi: OpaquePointer) -> Int32 {
+        let request = Self.request(wsi, isUpgrade: true)
+        let isEcho = configuration.echoPath != nil && Self.path(wsi) == configuration.echoPath
+        guard let refusal = access.check(request, clientCount: isEcho ? 0 : viewers.count) else { return 0 }
+        logger.debug("refused an upgrade", metadata: ["status": "\(refusal.status)", "path": "\(Redaction.redactingToken(in: Self.uri(wsi)))"])
+        writeRefusal(wsi, refusal)
+        return 1
+    }
+
+    private func capacityRefusal() -> AccessPolicy.Refusal? {
+        guard let max = configuration.maxClients, viewers.count >= max else { return nil }
+        return AccessPolicy.Refusal(status: 503, reason: "Service Unavailable", headers: ["retry-after: 5"],
+                                    body: "the host has as many viewers as it allows\n")
+    }
+
+    /// A complete HTTP/1.1 response written in one go (lws's own status
+    /// helper says HTTP/1.0, which strict clients reject during a handshake).
+    private func writeRefusal(_ wsi: OpaquePointer, _ refusal: AccessPolicy.Refusal) {
+        var text = "HTTP/1.1 \(refusal.status) \(refusal.reason)\r\ncontent-type: text/plain\r\n"
+        text += "content-length: \(refusal.body.utf8.count)\r\nconnection: close\r\n"
+        for header in refusal.headers { text += header + "\r\n" }
+        text += "\r\n" + refusal.body
+        var bytes = [UInt8](repeating: 0, count: OutgoingMessage.headroom)
+        bytes += Array(text.utf8)
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            _ = statecast_write_http_raw(wsi, buffer.baseAddress! + OutgoingMessage.headroom, buffer.count - OutgoingMessage.headroom)
+        }
+    }
+
+    static func request(_ wsi: OpaquePointer, isUpgrade: Bool) -> AccessPolicy.Request {
+        AccessPolicy.Request(
+            method: String(cString: statecast_http_method(wsi)),
+            authorization: header(wsi, statecast_header_authorization()),
+            queryToken: queryArgument(wsi, "token="),
+            origin: header(wsi, statecast_header_origin()),
+            webSocketKey: header(wsi, statecast_header_ws_key()),
+            webSocketVersion: header(wsi, statecast_header_ws_version()),
+            isUpgrade: isUpgrade)
+    }
+
+    static func uri(_ wsi: OpaquePointer) -> String { header(wsi, statecast_header_get_uri()) ?? "" }
+
+    static func path(_ wsi: OpaquePointer) -> String {
+        let uri = uri(wsi)
+        return uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+    }
+
+    static func header(_ wsi: OpaquePointer, _ token: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = statecast_header(wsi, lws_token_indexes(UInt32(token)), &buffer, Int32(buffer.count))
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    // MARK: Echo (opt-in debugging endpoint)
+
+    struct EchoState {
+        var partial: [UInt8] = []
+        var partialIsBinary = false
+        var ready: [(binary: Bool, bytes: [UInt8])] = []
+    }
+
+    func echoEstablished(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) {
+        pss.pointee.is_echo = 1
+        pss.pointee.last_heard_us = monotonicMicros()
+        echoes[wsi] = EchoState()
+    }
+
+    func echoReceived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
+        guard var state = echoes[wsi] else { return 0 }
+        if lws_is_first_fragment(wsi) != 0 {
+            state.partial.removeAll(keepingCapacity: true)
+            state.partialIsBinary = statecast_frame_is_binary(wsi) != 0
+        }
+        if let input, length > 0 {
+            state.partial.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
+        }
+        if state.partial.count + Int(lws_remaining_packet_payload(wsi)) > configuration.maxIncomingMessageBytes {
+            echoes[wsi] = nil
+            statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE.rawValue), "message too big")
+            return -1
+        }
+        if lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 {
+            state.ready.append((state.partialIsBinary, state.partial))
+            state.partial = []
+            lws_callback_on_writable(wsi)
+        }
+        echoes[wsi] = state
+        return 0
+    }
+
+    func echoWritable(_ wsi: OpaquePointer) -> Int32 {
+        guard var state = echoes[wsi], !state.ready.isEmpty else { return 0 }
+        let (binary, bytes) = state.ready.removeFirst()
+        echoes[wsi] = state
+        var frame = [UInt8](repeating: 0, count: OutgoingMessage.headroom)
+        frame += bytes
+        let written = frame.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            let payload = buffer.baseAddress! + OutgoingMessage.headroom
+            return binary ? statecast_write_binary(wsi, payload, bytes.count) : statecast_write_text(wsi, payload, bytes.count)
+        }
+        if written < bytes.count { return -1 }
+        if !state.ready.isEmpty { lws_callback_on_writable(wsi) }
+        return 0
+    }
+
     // MARK: Helpers
 
     @inline(__always)
@@ -481,20 +614,27 @@ private func hostCallback(
     guard let wsi, let core = core(of: wsi) else { return 0 }
     let pss = user?.assumingMemoryBound(to: statecast_pss.self)
     switch reason {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return core.confirmUpgrade(wsi)
     case LWS_CALLBACK_ESTABLISHED:
-        if let pss {
+        if let pss, let echo = core.configuration.echoPath, ServiceCore.path(wsi) == echo {
+            core.echoEstablished(wsi, pss)
+        } else if let pss {
             let since = ServiceCore.queryArgument(wsi, "since=").flatMap { Int64($0) }
             core.viewerEstablished(wsi, pss, resumeFrom: since, epoch: ServiceCore.queryArgument(wsi, "epoch="))
         }
         return 0
     case LWS_CALLBACK_CLOSED:
+        if let pss, pss.pointee.is_echo != 0 { core.echoes[wsi] = nil }
         if let pss { core.viewerClosed(wsi, pss) }
         return 0
     case LWS_CALLBACK_SERVER_WRITEABLE:
         guard let pss else { return 0 }
+        if pss.pointee.is_echo != 0 { return core.echoWritable(wsi) }
         return core.viewerWritable(wsi, pss)
     case LWS_CALLBACK_RECEIVE:
         guard let pss else { return 0 }
+        if pss.pointee.is_echo != 0 { return core.echoReceived(wsi, input, length: length) }
         return core.viewerReceived(wsi, pss, length: length)
     case LWS_CALLBACK_RECEIVE_PONG:
         if let pss { core.viewerPong(pss) }

@@ -58,32 +58,62 @@ enum ViewerQR {
     ///
     /// The first LAN address the host listens on; if it listens on loopback
     /// only (or this machine has no LAN address), `127.0.0.1`, which only
-    /// this machine can open.
-    static func viewerURL(bind: String, port: Int, lanAddresses: [String]) -> (url: String, reachable: Bool) {
+    /// this machine can open. `https://` with TLS; a token rides along as
+    /// `?token=…` (the page passes it on to its WebSocket).
+    static func viewerURL(
+        bind: String, port: Int, lanAddresses: [String], secure: Bool = false, token: String? = nil
+    ) -> (url: String, reachable: Bool) {
         let address: String?
         if bind == "0.0.0.0" {
             address = lanAddresses.first
         } else {
             address = bind.hasPrefix("127.") ? nil : bind
         }
-        return ("http://\(address ?? "127.0.0.1"):\(port)/", address != nil)
+        var url = "\(secure ? "https" : "http")://\(address ?? "127.0.0.1"):\(port)/"
+        if let token { url += "?token=" + percentEncoded(token) }
+        return (url, address != nil)
+    }
+
+    /// `text` with everything but RFC 3986's unreserved characters percent-encoded.
+    static func percentEncoded(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                 UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
     }
 
     /// Prints the URL and its QR code on standard output.
-    static func print(bind: String, port: Int) {
-        let (url, reachable) = viewerURL(bind: bind, port: port, lanAddresses: NetworkInterfaces.lanIPv4Addresses())
+    static func print(bind: String, port: Int, secure: Bool, token: String?) {
+        let (url, reachable) = viewerURL(
+            bind: bind, port: port, lanAddresses: NetworkInterfaces.lanIPv4Addresses(), secure: secure, token: token)
         if !reachable {
             Console.warning(
                 "--qr: the host listens on \(bind), which a phone cannot reach; "
                     + "use --bind 0.0.0.0 (the default) on a Wi-Fi network the phone is on")
         }
         guard let code = QRCode(encoding: url) else {
-            Console.warning("--qr: could not make a QR code of \(url)")
+            Console.warning("--qr: could not make a QR code of the viewer URL (too long for a QR code)")
             return
         }
+        // The URL may carry the token: the code and the line are for the
+        // person at this terminal, like the token itself.
         Console.out("Scan to watch in a browser on your phone, or open \(url)")
         for line in code.terminalLines() {
             Console.out(line)
         }
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
