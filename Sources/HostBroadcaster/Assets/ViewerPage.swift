@@ -254,7 +254,34 @@ function render(session, change) {
     (change.seq !== null ? ` · seq ${change.seq}` : "");
 }
 
+function showNotice(text) {
+  const notice = $("notice");
+  notice.textContent = text;
+  notice.hidden = text === "";
+}
+
+// A browser cannot see why a WebSocket was refused. Without the right token
+// the host's /status answers only {"running":true}: that tells a refused
+// token from a host that is down.
+async function explainRefusal() {
+  const token = new URLSearchParams(location.search).get("token");
+  const url = new URL("/status", location.href);
+  if (token !== null) url.searchParams.set("token", token);
+  try {
+    const response = await fetch(url, { cache: "no-store" });
+    const body = await response.json();
+    if ("clientCount" in body) return;
+    showNotice(token === null
+      ? "This host needs a token. Open the address that ends in ?token=… (scan the host's QR code again)."
+      : "The host refused the token in this page's address. Open the current address from the host (scan its QR code again).");
+  } catch {
+    // The host is down: the status already says reconnecting.
+  }
+}
+
 function showStatus(status) {
+  if (status.state === "connected") showNotice("");
+  if (status.state === "reconnecting") explainRefusal();
   clearInterval(countdown);
   countdown = null;
   statusEl.dataset.state = status.state;
@@ -280,9 +307,7 @@ try {
   window.addEventListener("online", retrySoon);
   document.addEventListener("visibilitychange", () => { if (!document.hidden) retrySoon(); });
 } catch (error) {
-  const notice = $("notice");
-  notice.hidden = false;
-  notice.textContent = `Could not start the viewer: ${error.message}`;
+  showNotice(`Could not start the viewer: ${error.message}`);
 }
 </script>
 </body>

@@ -378,6 +378,33 @@ def test_page_shows_session_then_changes_then_reconnects_to_a_restarted_host(
     assert status["clientCount"] == 1, "the page is the one viewer of the restarted host"
 
 
+@pytest.mark.timeout(90)
+def test_page_with_a_token_connects_and_explains_a_missing_one(
+    tmp_path: Path, hosts: Any, browser_factory: Any
+) -> None:
+    token = "s3cret-t0ken"
+    host = hosts(_write(tmp_path / "s.json", SESSION), extra=("--token", token))
+    base = f"http://127.0.0.1:{host.port}/"
+
+    # The page and the module are public; the state is not.
+    assert _get(base)[0] == 200 and _get(base + "statecast.js")[0] == 200
+    without = browser_factory(base)
+    shown = wait_shown(without, lambda s: s["state"] == "reconnecting", 15, "the reconnecting state")
+    assert shown["speed"] is None, "no state without the token"
+    deadline = time.monotonic() + 10
+    notice = ""
+    while time.monotonic() < deadline and not notice:
+        notice = without.evaluate('document.getElementById("notice").hidden ? "" : document.getElementById("notice").textContent')
+        time.sleep(0.05)
+    assert "needs a token" in notice, f"the page explains why it cannot connect, shows {notice!r}"
+
+    with_token = browser_factory(f"{base}?token={token}")
+    shown = wait_shown(
+        with_token, lambda s: s["state"] == "connected" and s["speed"] == "1", STARTUP_TIMEOUT_S, "the session")
+    assert shown["name"] == "Browser test"
+    assert with_token.evaluate('document.getElementById("notice").hidden') is True
+
+
 def test_assets_are_the_web_sources_byte_for_byte(tmp_path: Path, hosts: Any) -> None:
     host = hosts(_write(tmp_path / "s.json", SESSION))
     base = f"http://127.0.0.1:{host.port}"
@@ -431,10 +458,13 @@ def write_pgm(path: Path, modules: list[list[bool]], scale: int = 8, margin: int
     path.write_bytes(f"P5 {width} {height} 255\n".encode() + bytes(pixels))
 
 
-def test_qr_code_decodes_to_the_viewer_url(tmp_path: Path, hosts: Any) -> None:
+@pytest.mark.parametrize("token", [None, "a b/c+d"], ids=["no-token", "token"])
+def test_qr_code_decodes_to_the_viewer_url(tmp_path: Path, hosts: Any, token: str | None) -> None:
     zbarimg = _require("zbarimg", "zbar-tools")
-    host = hosts(_write(tmp_path / "s.json", SESSION), extra=("--qr",))
-    url = f"http://127.0.0.1:{host.port}/"
+    extra = ("--qr",) if token is None else ("--qr", "--token", token)
+    host = hosts(_write(tmp_path / "s.json", SESSION), extra=extra)
+    # With a token the URL carries it, percent-encoded, for the page to pass on.
+    url = f"http://127.0.0.1:{host.port}/" + ("" if token is None else "?token=a%20b%2Fc%2Bd")
 
     def code_lines(lines: list[str]) -> list[str]:
         return [line for line in lines if line.startswith("\x1b[")]
@@ -454,6 +484,10 @@ def test_qr_code_decodes_to_the_viewer_url(tmp_path: Path, hosts: Any) -> None:
     decoded = subprocess.run([zbarimg, "--quiet", "--raw", str(image)], capture_output=True, text=True, timeout=30)
     assert decoded.returncode == 0, f"zbarimg could not decode the code: {decoded.stderr}"
     assert decoded.stdout.strip() == url
+    if token is not None:
+        # The host accepts the token as the URL spells it.
+        query = url.split("?", 1)[1]
+        assert "clientCount" in json.loads(_get(f"http://127.0.0.1:{host.port}/status?{query}")[2])
     # Loopback only: the host warns that a phone cannot reach this address.
     host.stop()
     assert b"--qr: the host listens on 127.0.0.1, which a phone cannot reach" in host.stderr
