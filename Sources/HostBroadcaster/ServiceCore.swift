@@ -383,7 +383,7 @@ final class ServiceCore: @unchecked Sendable {
                 body = asset.body
             } else {
                 status = 404
-                body = Array(#"{"error":"not found","paths":["/status","/events"]}"#.utf8)
+                body = Array(#"{"error":"not found","paths":["/","/statecast.js","/events","/status"]}"#.utf8)
             }
         }
         var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)

@@ -161,6 +161,12 @@ struct Serve: AsyncParsableCommand {
         if bind == "0.0.0.0" || bind.hasPrefix("127.") {
             Console.out("  \(scheme)://localhost:\(status.port)/")
         }
+        let page = tlsCert == nil ? "http" : "https"
+        if let address = NetworkInterfaces.lanIPv4Addresses().first(where: { bind == "0.0.0.0" || bind == $0 }) {
+            Console.out("Browsers: \(page)://\(address):\(status.port)/")
+        } else {
+            Console.out("Browsers: \(page)://localhost:\(status.port)/")
+        }
         if secret != nil { Console.out("Viewers must present the token (Authorization: Bearer … or ?token=…).") }
         if qr { ViewerQR.print(bind: bind, port: status.port, secure: tlsCert != nil, token: secret) }
 
