@@ -10,12 +10,15 @@
       UNIMPLEMENTED / FAILED) per case group and overall, lists every case
       that is not plainly OK, and exits 1 when a case FAILED that is not one
       of the known-and-explained ones given with --known (2 when the index is
-      missing or empty).
+      missing or empty). It also reads each case's wire log and exits 1 when
+      the host sent a data frame after its Close frame (RFC 6455 5.5.1), which
+      Autobahn itself does not check.
 """
 from __future__ import print_function
 
 import argparse
 import json
+import os
 import re
 import sys
 
@@ -48,6 +51,27 @@ def plain(text):
     return re.sub(r"\s+", " ", text).strip()
 
 
+def data_after_close(report_path):
+    """Opcodes of data frames the host sent after its Close frame, from the
+    case's wire log ("RF" entries: [tag, [length, payload], opcode, ...])."""
+    try:
+        with open(report_path) as handle:
+            wirelog = json.load(handle).get("wirelog", [])
+    except (IOError, OSError, ValueError):
+        return []
+    closed = False
+    late = []
+    for entry in wirelog:
+        if entry[0] != "RF":
+            continue
+        opcode = entry[2]
+        if opcode == 8:
+            closed = True
+        elif closed and opcode in (0, 1, 2):
+            late.append(opcode)
+    return late
+
+
 def summarize(args):
     known = {}
     for item in args.known or []:
@@ -75,6 +99,7 @@ def summarize(args):
         noteworthy = []
         unexplained = []
         known_failed = []
+        late_data = []
         for case_id in sorted(cases, key=case_key):
             entry = cases[case_id]
             behavior = entry.get("behavior", "?")
@@ -86,6 +111,9 @@ def summarize(args):
             totals[column] += 1
             if behavior != "OK" or close not in ("OK", "INFORMATIONAL"):
                 noteworthy.append((case_id, behavior, close, entry))
+            report = os.path.join(os.path.dirname(args.index), entry.get("reportfile", ""))
+            if entry.get("reportfile") and data_after_close(report):
+                late_data.append(case_id)
             if column in ("FAILED", "OTHER"):
                 if case_id in known:
                     known_failed.append(case_id)
@@ -125,6 +153,10 @@ def summarize(args):
             print("Listed as known failures but did not fail this time: %s" % ", ".join(stale))
 
         print("")
+        if late_data:
+            print("conformance: the host sent data frames after its Close frame (RFC 6455 5.5.1) in: %s"
+                  % ", ".join(late_data))
+            status = 1
         if unexplained:
             print("conformance: %d case(s) FAILED without a known explanation: %s"
                   % (len(unexplained), ", ".join(unexplained)))
