@@ -533,7 +533,9 @@ final class ServiceCore: @unchecked Sendable {
     }
 
     func echoReceived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
-        guard var state = echoes[wsi] else { return 0 }
+        // Taken out of the dictionary so `partial` is uniquely referenced and
+        // appending a fragment does not copy the whole message so far.
+        guard var state = echoes.removeValue(forKey: wsi) else { return 0 }
         if lws_is_first_fragment(wsi) != 0 {
             state.partial.removeAll(keepingCapacity: true)
             state.partialIsBinary = statecast_frame_is_binary(wsi) != 0
