@@ -533,7 +533,9 @@ final class ServiceCore: @unchecked Sendable {
     }
 
     func echoReceived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
-        guard var state = echoes[wsi] else { return 0 }
+        // Taken out of the dictionary so `partial` is uniquely referenced and
+        // appending a fragment does not copy the whole message so far.
+        guard var state = echoes.removeValue(forKey: wsi) else { return 0 }
         if lws_is_first_fragment(wsi) != 0 {
             state.partial.removeAll(keepingCapacity: true)
             state.partialIsBinary = statecast_frame_is_binary(wsi) != 0
@@ -556,6 +558,13 @@ final class ServiceCore: @unchecked Sendable {
     }
 
     func echoWritable(_ wsi: OpaquePointer) -> Int32 {
+        // After libwebsockets has sent a Close of its own (a protocol error its
+        // parser found), 4.1.6 still offers SERVER_WRITEABLE and lws_write still
+        // sends; RFC 6455 §5.5.1 allows no data frame after a Close.
+        if lws_get_close_length(wsi) != 0 {
+            echoes[wsi] = nil
+            return 0
+        }
         guard var state = echoes[wsi], !state.ready.isEmpty else { return 0 }
         let (binary, bytes) = state.ready.removeFirst()
         echoes[wsi] = state
