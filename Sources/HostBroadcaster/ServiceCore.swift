@@ -197,6 +197,8 @@ final class ServiceCore: @unchecked Sendable {
     func viewerWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
         pss.pointee.awaiting_write = 0
         let sse = pss.pointee.is_sse != 0
+        // lws already sent a Close of its own (a protocol error): no data may follow it.
+        if !sse, lws_get_close_length(wsi) != 0 { return -1 }
         if pss.pointee.closing != 0 {
             if !sse { statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_GOINGAWAY.rawValue), "host stopping") }
             return -1
