@@ -197,6 +197,8 @@ final class ServiceCore: @unchecked Sendable {
     func viewerWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
         pss.pointee.awaiting_write = 0
         let sse = pss.pointee.is_sse != 0
+        // lws already sent a Close of its own (a protocol error): no data may follow it.
+        if !sse, lws_get_close_length(wsi) != 0 { return -1 }
         if pss.pointee.closing != 0 {
             if !sse { statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_GOINGAWAY.rawValue), "host stopping") }
             return -1
@@ -383,7 +385,7 @@ final class ServiceCore: @unchecked Sendable {
                 body = asset.body
             } else {
                 status = 404
-                body = Array(#"{"error":"not found","paths":["/status","/events"]}"#.utf8)
+                body = Array(#"{"error":"not found","paths":["/","/statecast.js","/events","/status"]}"#.utf8)
             }
         }
         var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
@@ -533,7 +535,9 @@ final class ServiceCore: @unchecked Sendable {
     }
 
     func echoReceived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
-        guard var state = echoes[wsi] else { return 0 }
+        // Taken out of the dictionary so `partial` is uniquely referenced and
+        // appending a fragment does not copy the whole message so far.
+        guard var state = echoes.removeValue(forKey: wsi) else { return 0 }
         if lws_is_first_fragment(wsi) != 0 {
             state.partial.removeAll(keepingCapacity: true)
             state.partialIsBinary = statecast_frame_is_binary(wsi) != 0
@@ -556,6 +560,13 @@ final class ServiceCore: @unchecked Sendable {
     }
 
     func echoWritable(_ wsi: OpaquePointer) -> Int32 {
+        // After libwebsockets has sent a Close of its own (a protocol error its
+        // parser found), 4.1.6 still offers SERVER_WRITEABLE and lws_write still
+        // sends; RFC 6455 §5.5.1 allows no data frame after a Close.
+        if lws_get_close_length(wsi) != 0 {
+            echoes[wsi] = nil
+            return 0
+        }
         guard var state = echoes[wsi], !state.ready.isEmpty else { return 0 }
         let (binary, bytes) = state.ready.removeFirst()
         echoes[wsi] = state

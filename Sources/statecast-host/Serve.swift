@@ -67,6 +67,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM private key for --tls-cert.")
     var tlsKey: String?
 
+    @Flag(help: "Print a QR code of the viewer page's LAN URL (http://LANIP:PORT/) for a phone to scan.")
+    var qr = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -158,7 +161,14 @@ struct Serve: AsyncParsableCommand {
         if bind == "0.0.0.0" || bind.hasPrefix("127.") {
             Console.out("  \(scheme)://localhost:\(status.port)/")
         }
+        let page = tlsCert == nil ? "http" : "https"
+        if let address = NetworkInterfaces.lanIPv4Addresses().first(where: { bind == "0.0.0.0" || bind == $0 }) {
+            Console.out("Browsers: \(page)://\(address):\(status.port)/")
+        } else {
+            Console.out("Browsers: \(page)://localhost:\(status.port)/")
+        }
         if secret != nil { Console.out("Viewers must present the token (Authorization: Bearer … or ?token=…).") }
+        if qr { ViewerQR.print(bind: bind, port: status.port, secure: tlsCert != nil, token: secret) }
 
         var watcher: SessionFileWatcher?
         if let sessionFile, !noWatch {
