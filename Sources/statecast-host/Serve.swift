@@ -151,6 +151,12 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
 
+        // Watch before announcing: a change made right after the "Serving" line must not be missed.
+        var watcher: SessionFileWatcher?
+        if let sessionFile, !noWatch {
+            watcher = SessionFileReloader.watch(path: sessionFile, store: store)
+        }
+
         let status = host.status
         let scheme = tlsCert == nil ? "ws" : "wss"
         Console.out("Serving \"\(initial.name)\" on \(bind):\(status.port)")
@@ -170,10 +176,6 @@ struct Serve: AsyncParsableCommand {
         if secret != nil { Console.out("Viewers must present the token (Authorization: Bearer … or ?token=…).") }
         if qr { ViewerQR.print(bind: bind, port: status.port, secure: tlsCert != nil, token: secret) }
 
-        var watcher: SessionFileWatcher?
-        if let sessionFile, !noWatch {
-            watcher = SessionFileReloader.watch(path: sessionFile, store: store)
-        }
         if stdin {
             StdinReader.start(store: store)
         }
