@@ -1,1 +1,1 @@
-// placeholder
+// The driver comes in a later step.
