@@ -87,7 +87,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ViewerClientTests",
-            dependencies: ["ViewerClient", "Envelope"],
+            dependencies: ["ViewerClient", "Envelope", .product(name: "Clocks", package: "swift-clocks")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -66,7 +66,10 @@ extension ViewerError {
         ViewerError(code: .invalidConfiguration, message: message, fix: fix)
     }
 
-    static func notAuthorized(httpStatus: Int) -> ViewerError {
+    /// The error for a host that refused the handshake with HTTP 401 or 403
+    /// ("the host refused the token (HTTP 401)"), for apps that report
+    /// ``ConnectionState/notAuthorized(httpStatus:)`` to their user.
+    public static func notAuthorized(httpStatus: Int) -> ViewerError {
         ViewerError(
             code: .notAuthorized,
             message: "the host refused the token (HTTP \(httpStatus))",
