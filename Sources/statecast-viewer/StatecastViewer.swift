@@ -138,8 +138,7 @@ struct StatecastViewer: AsyncParsableCommand {
 
         let outcome = await withTaskGroup(of: Outcome.self) { group -> Outcome in
             group.addTask {
-                await signals.next()
-                return .interrupted
+                await signals.next() ? .interrupted : .streamEnded
             }
             group.addTask {
                 var previous: ConnectionState = .disconnected
@@ -205,8 +204,7 @@ struct StatecastViewer: AsyncParsableCommand {
         if case .interrupted = outcome {
             // A second Ctrl-C while the close handshake runs quits at once.
             Task.detached {
-                await signals.next()
-                Glibc.exit(130)
+                if await signals.next() { Glibc.exit(130) }
             }
         }
         await viewer.disconnect()
@@ -359,10 +357,10 @@ final class SignalWatcher: Sendable {
         }
     }
 
-    /// Waits for the next signal.
-    func next() async {
+    /// Waits for the next signal; false when the watcher stopped (or the task was cancelled) first.
+    func next() async -> Bool {
         var iterator = stream.makeAsyncIterator()
-        _ = await iterator.next()
+        return await iterator.next() != nil
     }
 
     func stop() {

@@ -373,7 +373,9 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     /// A readable reason from libwebsockets' connection-error text.
     static func describe(connectionError text: String, endpoint: String) -> String {
         let lowered = text.lowercased()
-        if lowered.contains("refused") { return "\(endpoint) refused the connection (is the host running?)" }
+        if lowered.contains("refused") || lowered.contains("unable to connect") {
+            return "\(endpoint) refused the connection (is the host running?)"
+        }
         if lowered.contains("timed out") || lowered.contains("timeout") { return "\(endpoint) did not answer in time" }
         if lowered.contains("dns") || lowered.contains("getaddrinfo") || lowered.contains("resolve") {
             return "the host name in \(endpoint) could not be resolved"
