@@ -174,8 +174,10 @@ public final class ViewerClient: Sendable {
     /// waits for the host's close reply (at most `configuration.closeTimeout`)
     /// and stops the engine. The client never reconnects afterwards.
     public func disconnect() async {
+        // The close timeout runs from the moment of the request.
+        let timeout = Self.sleeper(on: configuration.clock, for: configuration.closeTimeout)
         handle(.disconnectRequested)
-        await waitUntilSettled(timeout: configuration.closeTimeout)
+        await waitUntilSettled(timeout: timeout)
         await transport.shutdown()
         let (timer, states, changes) = core.withLock { core in
             core.finished = true
@@ -192,15 +194,14 @@ public final class ViewerClient: Sendable {
         changes.forEach { $0.finish() }
     }
 
-    private func waitUntilSettled(timeout: Duration) async {
+    private func waitUntilSettled(timeout deadline: @escaping @Sendable () async throws -> Void) async {
         let states = self.states
-        let clock = configuration.clock
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await state in states where state.isFinal { return }
             }
             group.addTask {
-                try? await clock.sleep(for: timeout)
+                try? await deadline()
             }
             await group.next()
             group.cancelAll()
@@ -243,11 +244,22 @@ public final class ViewerClient: Sendable {
         }
     }
 
+    /// A sleep until `duration` from *now* on `clock`: the deadline is fixed
+    /// when this is called, not when the returned function starts running.
+    private static func sleeper<C: Clock<Duration>>(on clock: C, for duration: Duration) -> @Sendable () async throws -> Void {
+        let deadline = clock.now.advanced(by: duration)
+        return {
+            // A task that starts late may find the deadline already reached.
+            guard clock.now < deadline else { return }
+            try await clock.sleep(until: deadline, tolerance: nil)
+        }
+    }
+
     private func makeReconnectTimer(attempt: Int, delay: Duration) -> Task<Void, Never> {
-        let clock = configuration.clock
+        let sleep = Self.sleeper(on: configuration.clock, for: delay)
         return Task { [weak self] in
             do {
-                try await clock.sleep(for: delay)
+                try await sleep()
             } catch {
                 return  // cancelled
             }

@@ -83,9 +83,16 @@ final class LiveView: Sendable {
         return screen
     }
 
+    /// A titled block: one `key: value` line per member of an object, else the value's JSON.
     private func section(_ title: String, _ value: JSONValue) -> [String] {
-        ["\u{1B}[2m\(title)\u{1B}[0m"] + value.prettyText(indent: 2).split(separator: "\n", omittingEmptySubsequences: false)
-            .map { "  " + $0 }
+        var lines = ["\u{1B}[2m\(title)\u{1B}[0m"]
+        if case let .object(members) = value {
+            if members.isEmpty { lines.append("  (empty)") }
+            for (key, member) in members { lines.append("  \(key): \(member.jsonText)") }
+        } else {
+            lines.append("  " + value.jsonText)
+        }
+        return lines
     }
 
     private func statusLine(_ model: Model) -> String {

@@ -208,6 +208,7 @@ struct StatecastViewer: AsyncParsableCommand {
             }
         }
         await viewer.disconnect()
+        live?.show(viewer.state, problem: nil)
         live?.finish()
         if statusToStderr, case .interrupted = outcome { Terminal.status("disconnected") }
         signals.stop()

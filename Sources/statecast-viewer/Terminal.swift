@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -5,7 +7,13 @@ import Darwin
 #endif
 
 /// Writing to the standard streams without Foundation, flushed per call.
+///
+/// libwebsockets ignores SIGPIPE, so a reader that goes away (`| head -1`)
+/// shows up as EPIPE here; the viewer then stops as if interrupted: it
+/// closes the connection with 1000 and exits 0.
 enum Terminal {
+    private static let readerGone = Atomic<Bool>(false)
+
     static var stdoutIsTTY: Bool { isatty(STDOUT_FILENO) == 1 }
     static var stderrIsTTY: Bool { isatty(STDERR_FILENO) == 1 }
 
@@ -40,7 +48,11 @@ enum Terminal {
             let written = write(descriptor, base, remaining)
             if written < 0 {
                 if errno == EINTR { continue }
-                return  // a closed pipe: nothing useful to do
+                if errno == EPIPE, descriptor == STDOUT_FILENO,
+                   !readerGone.exchange(true, ordering: .relaxed) {
+                    kill(getpid(), SIGINT)
+                }
+                return
             }
             remaining -= written
             base += written

@@ -107,11 +107,16 @@ struct ViewerClientDriverTests {
         let viewer = try ViewerClient(
             url: ViewerURL(parsing: "ws://h:1"), configuration: configuration, logger: Logger(label: "test"), transport: silent
         )
+        var states = viewer.states.makeAsyncIterator()
         viewer.start()
         silent.emit(.established)
-        async let done: Void = viewer.disconnect()
-        await clock.advance(by: .seconds(5))
-        await done
+        while let state = await states.next(), state != .connected {}
+        let disconnecting = Task { await viewer.disconnect() }
+        #expect(await states.next() == .closing)
+        await clock.advance(by: .milliseconds(4999))
+        #expect(!silent.isShutDown, "gave up before the close timeout")
+        await clock.advance(by: .milliseconds(1))
+        await disconnecting.value
         #expect(silent.closes == [1000])
         #expect(silent.isShutDown)
     }
