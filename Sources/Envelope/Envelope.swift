@@ -151,7 +151,7 @@ public struct Envelope: Sendable, Equatable {
         guard let payloadValue = members["payload"] else { throw EnvelopeError(.missingPayload) }
         guard case let .object(payloadMembers) = payloadValue else {
             throw EnvelopeError(.wrongPayloadShape(
-                "the payload of \(type) must be an object, not \(article(payloadValue.typeName)) \(payloadValue.typeName)"
+                "the payload of \(type) must be an object, not \(withArticle(payloadValue.typeName))"
             ))
         }
         if type == Self.sessionUpdateType {

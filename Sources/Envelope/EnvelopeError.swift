@@ -62,11 +62,11 @@ public struct EnvelopeError: Error, Equatable, Sendable, CustomStringConvertible
         case .invalidEpoch:
             return "message \"epoch\" is not a string"
         case let .sessionNotAnObject(got):
-            return "a session must be a JSON object with \"name\", \"data\", \"config\" and \"metadata\", not \(article(got)) \(got)"
+            return "a session must be a JSON object with \"name\", \"data\", \"config\" and \"metadata\", not \(withArticle(got))"
         case .missingName:
             return "the session has no \"name\"; add a string member \"name\""
         case let .wrongMemberType(member, expected, got):
-            return "the session's \"\(member)\" must be \(article(expected)) \(expected), not \(article(got)) \(got)"
+            return "the session's \"\(member)\" must be \(withArticle(expected)), not \(withArticle(got))"
         }
     }
 
@@ -74,19 +74,19 @@ public struct EnvelopeError: Error, Equatable, Sendable, CustomStringConvertible
     var reason: String {
         switch kind {
         case let .sessionNotAnObject(got):
-            return "the session must be an object, not \(article(got)) \(got)"
+            return "the session must be an object, not \(withArticle(got))"
         case .missingName:
             return "the session has no \"name\""
         case let .wrongMemberType(member, expected, got):
-            return "the session's \"\(member)\" must be \(article(expected)) \(expected), not \(article(got)) \(got)"
+            return "the session's \"\(member)\" must be \(withArticle(expected)), not \(withArticle(got))"
         default:
             return description
         }
     }
 }
 
-/// "an" before a vowel-initial type name, "a" otherwise (for messages such as "not an array").
-func article(_ word: String) -> String {
-    guard let first = word.first else { return "a" }
-    return "aeiou".contains(first) ? "an" : "a"
+/// A JSON type name with its article, for messages: "an array", "a string", "null".
+func withArticle(_ typeName: String) -> String {
+    guard let first = typeName.first, typeName != "null" else { return typeName }
+    return ("aeiou".contains(first) ? "an " : "a ") + typeName
 }

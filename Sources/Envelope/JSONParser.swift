@@ -458,7 +458,8 @@ struct JSONParser {
                 return invalidUTF8(in: position..<end)
             }
             var result = error(.unexpectedCharacter(base[position]), at: position, expected: expected)
-            result.found = "'\(scalar)' (U+\(String(scalar.value, radix: 16, uppercase: true)))"
+            let hex = String(scalar.value, radix: 16, uppercase: true)
+            result.found = "'\(scalar)' (U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex))"
             return result
         }
         var result = error(.unexpectedCharacter(base[position]), at: position, expected: expected)

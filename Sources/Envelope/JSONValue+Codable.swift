@@ -1,5 +1,5 @@
 extension JSONValue: Codable {
-    private struct Key: CodingKey {
+    private struct MemberKey: CodingKey {
         var stringValue: String
         var intValue: Int? { nil }
         init(stringValue: String) { self.stringValue = stringValue }
@@ -8,10 +8,10 @@ extension JSONValue: Codable {
 
     /// Decodes any JSON value through `Codable` (for embedding in other `Codable` types).
     ///
-    /// Object key order is whatever the decoder reports; use ``init(parsing:)-(Collection<UInt8>)``
+    /// Object key order is whatever the decoder reports; use `init(parsing:)`
     /// for the wire format, which keeps order and exact integers.
     public init(from decoder: any Decoder) throws {
-        if let container = try? decoder.container(keyedBy: Key.self) {
+        if let container = try? decoder.container(keyedBy: MemberKey.self) {
             var members = JSONObject()
             for key in container.allKeys {
                 members[key.stringValue] = try container.decode(JSONValue.self, forKey: key)
@@ -66,8 +66,8 @@ extension JSONValue: Codable {
             var container = encoder.unkeyedContainer()
             for element in elements { try container.encode(element) }
         case let .object(members):
-            var container = encoder.container(keyedBy: Key.self)
-            for (key, value) in members { try container.encode(value, forKey: Key(stringValue: key)) }
+            var container = encoder.container(keyedBy: MemberKey.self)
+            for (key, value) in members { try container.encode(value, forKey: MemberKey(stringValue: key)) }
         }
     }
 }

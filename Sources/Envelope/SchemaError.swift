@@ -40,9 +40,9 @@ public struct SchemaError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .duplicateField(field):
             "field \"\(field)\" is declared twice; keep one declaration"
         case let .schemaNotAnObject(got):
-            "the schema must be a JSON object such as {\"speed\":\"number\",\"mode\":\"string\"}, not \(article(got)) \(got)"
+            "the schema must be a JSON object such as {\"speed\":\"number\",\"mode\":\"string\"}, not \(withArticle(got))"
         case let .fieldTypeNotAString(field, got):
-            "field \"\(field)\" in the schema maps to \(article(got)) \(got); give its type as a string, one of \(Self.typeList)"
+            "field \"\(field)\" in the schema maps to \(withArticle(got)); give its type as a string, one of \(Self.typeList)"
         }
     }
 }

@@ -1,0 +1,88 @@
+import Envelope
+import Testing
+
+@Suite("Change classification (SPEC §2)")
+struct SessionDiffTests {
+    static let base = Session(
+        name: "demo",
+        data: ["points": [1, 2]],
+        config: ["speed": 1.5, "mode": "wave", "on": true],
+        metadata: ["owner": "ana"]
+    )
+
+    @Test("writing the same values again is nothing")
+    func sameValues() {
+        var same = Self.base
+        same.config["speed"] = 1.5
+        same.data = ["points": [1.0, 2]]
+        #expect(SessionDiff(from: Self.base, to: same) == .nothing)
+    }
+
+    @Test("reordering keys is nothing")
+    func reorderedKeys() {
+        var reordered = Self.base
+        reordered.config = ["on": true, "mode": "wave", "speed": 1.5]
+        #expect(SessionDiff(from: Self.base, to: reordered) == .nothing)
+    }
+
+    @Test("one config key changed is a config_update with exactly that key")
+    func oneConfigKey() {
+        var changed = Self.base
+        changed.config["mode"] = "pulse"
+        let diff = SessionDiff(from: Self.base, to: changed)
+        #expect(diff == .configUpdate(["mode": "pulse"]))
+        guard case let .configUpdate(keys) = diff else { return }
+        #expect(Array(keys.keys) == ["mode"])
+    }
+
+    @Test("several config keys changed, in the new config's order")
+    func severalConfigKeys() {
+        var changed = Self.base
+        changed.config["on"] = false
+        changed.config["speed"] = 2
+        guard case let .configUpdate(keys) = SessionDiff(from: Self.base, to: changed) else {
+            Issue.record("expected a config update")
+            return
+        }
+        #expect(Array(keys.keys) == ["speed", "on"])
+        #expect(keys["speed"] == 2)
+        #expect(keys["on"] == false)
+    }
+
+    @Test("an added config key is a config_update")
+    func addedConfigKey() {
+        var changed = Self.base
+        changed.config["color"] = "red"
+        #expect(SessionDiff(from: Self.base, to: changed) == .configUpdate(["color": "red"]))
+    }
+
+    @Test("a removed config key is a session_update")
+    func removedConfigKey() {
+        var changed = Self.base
+        changed.config.removeValue(forKey: "on")
+        #expect(SessionDiff(from: Self.base, to: changed) == .sessionUpdate(changed))
+    }
+
+    @Test("a name, data or metadata change is a session_update",
+          arguments: ["name", "data", "metadata"])
+    func structuralChange(_ member: String) {
+        var changed = Self.base
+        switch member {
+        case "name": changed.name = "renamed"
+        case "data": changed.data = ["points": [1, 2, 3]]
+        default: changed.metadata["owner"] = "bo"
+        }
+        changed.config["speed"] = 9  // a config change alongside does not make it a config_update
+        #expect(SessionDiff(from: Self.base, to: changed) == .sessionUpdate(changed))
+    }
+
+    @Test("the diff produces the envelope to send")
+    func envelope() {
+        var changed = Self.base
+        changed.config["speed"] = 3
+        let envelope = SessionDiff(from: Self.base, to: changed).envelope(seq: 42)
+        #expect(envelope.map { String(decoding: $0.encoded(), as: UTF8.self) }
+            == #"{"type":"config_update","seq":42,"payload":{"speed":3}}"#)
+        #expect(SessionDiff.nothing.envelope(seq: 1) == nil)
+    }
+}
