@@ -36,6 +36,7 @@ public struct ViewerError: Error, Sendable, Hashable, CustomStringConvertible {
         /// The WebSocket engine could not be started.
         public static let engineFailure = Code(.engineFailure)
 
+        /// A short name for the kind, e.g. "bad URL".
         public var description: String { base.rawValue }
     }
 

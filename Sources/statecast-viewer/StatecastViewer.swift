@@ -121,6 +121,9 @@ struct StatecastViewer: AsyncParsableCommand {
 
         let format = once ? .quiet : (self.format ?? (Terminal.stdoutIsTTY ? .live : .jsonLines))
         let outcome = await follow(viewer, format: format, stateFile: stateFile)
+        var logger = Logger(label: "statecast.viewer")
+        logger.logLevel = level
+        logger.debug("\(Self.summary(viewer.counters))")
         try finish(outcome, viewer: viewer, stateFile: stateFile)
     }
 
@@ -297,6 +300,16 @@ struct StatecastViewer: AsyncParsableCommand {
             if count < buffer.count { break }
         }
         return bytes
+    }
+
+    /// One line about what was received and dropped (logged at debug level on exit).
+    static func summary(_ counters: ViewerCounters) -> String {
+        let applied = counters.sessionUpdatesApplied + counters.configUpdatesApplied
+        return "messages: \(counters.messagesReceived) received, \(applied) applied, \(counters.messagesDropped) dropped "
+            + "(binary \(counters.binaryMessagesDropped), malformed \(counters.malformedMessagesDropped), "
+            + "unknown type \(counters.unknownTypesDropped), config_update before state \(counters.configUpdatesBeforeState), "
+            + "nothing accepted \(counters.configUpdatesRejected), oversized \(counters.oversizedMessagesDropped)); "
+            + "config keys rejected: \(counters.rejectedFields)"
     }
 
     /// The stderr line for a connection change; nil for none.

@@ -19,7 +19,8 @@ def viewers():
 def test_hostile_messages_leave_only_whitelisted_state(viewers, tmp_path):
     output = tmp_path / "state.json"
     with ServerThread(hostile_host()) as server:
-        viewer = viewers(server.url, "--format", "json-lines", "--output", str(output), "--no-jitter")
+        viewer = viewers(server.url, "--format", "json-lines", "--output", str(output), "--no-jitter",
+                         "--log-level", "debug")
         viewer.wait_for_stdout(lambda line: '"seq":13' in line, 15, "the marker change (seq 13)")
 
         # The state file holds exactly the whitelisted state.
@@ -44,4 +45,12 @@ def test_hostile_messages_leave_only_whitelisted_state(viewers, tmp_path):
         assert any("connected to" in line for line in viewer.stderr_lines())
         viewer.interrupt()
         assert viewer.wait(10) == 0
-    assert not any("Fatal" in line or "fatal" in line for line in viewer.stderr_lines())
+    errors = viewer.stderr_lines()
+    assert not any("Fatal" in line or "fatal" in line for line in errors)
+    # Every hostile message was counted where it belongs.
+    summary = next(line for line in errors if "messages:" in line)
+    assert ("messages: 25 received, 6 applied, 19 dropped (binary 2, malformed 10, unknown type 2, "
+            "config_update before state 1, nothing accepted 4, oversized 0); config keys rejected: 7") in summary, summary
+    # Drops are logged at debug level.
+    assert sum("message dropped" in line for line in errors) == 19
+    assert sum("rejected:" in line for line in errors) == 7
