@@ -28,7 +28,8 @@ struct StatecastViewer: AsyncParsableCommand {
             last full state.
 
             Exit status: 0 done, 1 runtime failure (no state within --once-timeout-s, output \
-            file not writable), 2 bad URL or option, 3 the host refused the token (HTTP 401/403).
+            file not writable), 2 bad URL, schema or option value, 3 the host refused the token \
+            (HTTP 401/403), 64 a command line that cannot be parsed.
             """
     )
 
