@@ -62,7 +62,7 @@ static inline struct lws_context *statecast_client_context_create(struct stateca
 /// Starts a WebSocket connection. Returns NULL if it could not even start;
 /// otherwise the outcome arrives as CLIENT_ESTABLISHED or
 /// CLIENT_CONNECTION_ERROR. No subprotocol is requested, so the host binds
-/// the viewer to its default protocol.
+/// the viewer to its default protocol. lws copies the strings.
 static inline struct lws *statecast_client_connect(struct lws_context *context,
                                                    struct statecast_client_setup *setup,
                                                    const char *address, int port, const char *path,
@@ -75,7 +75,8 @@ static inline struct lws *statecast_client_connect(struct lws_context *context,
     info.port = port;
     info.path = path;
     info.host = host_header;
-    info.origin = host_header;
+    info.origin = NULL; /* a native viewer is not a web page: no Origin header, so
+                           hosts that restrict browser origins still admit it */
     info.ssl_connection = secure ? LCCSCF_USE_SSL : 0;
     info.local_protocol_name = setup->protocols[0].name;
     info.retry_and_idle_policy = &setup->idle_policy;

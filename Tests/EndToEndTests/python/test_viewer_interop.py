@@ -37,6 +37,10 @@ def test_viewer_mirrors_a_plain_websockets_host(viewers, tmp_path, with_seq):
         assert lines[0]["state"] == INTEROP_STATE
         assert all(line["type"] == "config_update" and line["changed"] == ["speed", "mode"] for line in lines[1:])
         assert [line["seq"] for line in lines] == (list(range(1, 22)) if with_seq else [None] * 21)
+        # A native viewer sends no Origin (hosts that restrict browser origins must still admit it).
+        headers = server.request_headers[0]
+        assert "Origin" not in headers
+        assert headers["Host"] == f"127.0.0.1:{server.port}"
         assert lines[-1]["state"] == expected_final(20)
         wait_until(lambda: output.exists() and json.loads(output.read_text()) == expected_final(20), 5,
                    "the output file to hold the final state")

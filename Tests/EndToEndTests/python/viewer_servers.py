@@ -109,6 +109,7 @@ class ServerThread:
         self.process_request = process_request
         self.connections: list[Connection] = []
         self.requests = 0
+        self.request_headers: list = []        # the handshake headers of every request
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -148,6 +149,7 @@ class ServerThread:
         def count_request(connection, request):
             with self._lock:
                 self.requests += 1
+                self.request_headers.append(request.headers)
             if self.process_request:
                 return self.process_request(connection, request)
             return None
