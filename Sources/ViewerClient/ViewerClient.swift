@@ -30,6 +30,10 @@ import Synchronization
 ///   when the host is full, …) are retried on the schedule.
 /// - Unusable messages are dropped and counted in ``counters``, logged at
 ///   debug level, never fatal.
+/// - A reconnect asks the host to resume (`?since=SEQ&epoch=EPOCH`,
+///   docs/PROTOCOL.md §4) once a full state with a seq and an epoch was
+///   applied, so a StateCast host sends only what changed meanwhile
+///   (`configuration.resumes`).
 ///
 /// Call `disconnect()` before dropping the last reference; a client dropped
 /// while connected stops its engine without a close handshake.
@@ -211,7 +215,8 @@ public final class ViewerClient: Sendable {
     // MARK: Driving the state machine
 
     private func handle(_ event: ConnectionStateMachine.Event) {
-        let action = core.withLock { core -> ConnectionStateMachine.Action in
+        let resumes = configuration.resumes
+        let (action, resumeQuery) = core.withLock { core -> (ConnectionStateMachine.Action, String?) in
             let before = core.machine.state
             let action = core.machine.handle(event)
             let after = core.machine.state
@@ -228,13 +233,13 @@ public final class ViewerClient: Sendable {
             default:
                 break
             }
-            return action
+            return (action, resumes ? core.viewer.resumeQuery : nil)
         }
         switch action {
         case .none, .cancelReconnect:
             break
         case .openConnection:
-            transport.open()
+            transport.open(path: resumeQuery.map { url.path(appendingQuery: $0) } ?? url.path)
         case let .scheduleReconnect(attempt, delay):
             logger.debug("reconnect attempt \(attempt) to \(url) in \(formatSeconds(delay)) s")
         case let .sendClose(code):

@@ -24,6 +24,11 @@ public struct ViewerConfiguration: Sendable {
     public var connectTimeout: Duration = .seconds(10)
     /// How long `disconnect()` waits for the host to answer close 1000. Default 5 s.
     public var closeTimeout: Duration = .seconds(5)
+    /// Whether reconnects ask the host to resume (`?since=SEQ&epoch=EPOCH`,
+    /// docs/PROTOCOL.md §4) so that it sends only what changed while the
+    /// viewer was away. Default true; hosts that do not know the query send
+    /// the full state anyway.
+    public var resumes = true
     /// Messages larger than this are dropped and counted. Default 16 MiB.
     public var maximumMessageBytes = 16 << 20
     /// The clock that times reconnect delays and the close timeout (tests inject a manual one).

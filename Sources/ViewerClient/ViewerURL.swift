@@ -118,6 +118,13 @@ public struct ViewerURL: Sendable, Hashable, CustomStringConvertible {
         return "\(secure ? "wss" : "ws")://\(hostText):\(port)\(path)"
     }
 
+    /// `path` with `query` (`name=value&…`) added to its query string.
+    public func path(appendingQuery query: String) -> String {
+        guard !query.isEmpty else { return path }
+        if path.hasSuffix("?") || path.hasSuffix("&") { return path + query }
+        return path + (path.contains("?") ? "&" : "?") + query
+    }
+
     /// The `Host` header value: the host, with the port unless it is the scheme's default.
     var hostHeader: String {
         let hostText = isIPv6 ? "[\(host)]" : host

@@ -6,7 +6,7 @@ import Synchronization
 final class FakeTransport: ViewerTransport {
     struct Record {
         var handler: (@Sendable (TransportEvent) -> Void)?
-        var opens = 0
+        var paths: [String] = []
         var closes: [UInt16] = []
         var shutDown = false
     }
@@ -19,7 +19,8 @@ final class FakeTransport: ViewerTransport {
         self.acknowledgesClose = acknowledgesClose
     }
 
-    var opens: Int { record.withLock { $0.opens } }
+    var opens: Int { record.withLock { $0.paths.count } }
+    var paths: [String] { record.withLock { $0.paths } }
     var closes: [UInt16] { record.withLock { $0.closes } }
     var isShutDown: Bool { record.withLock { $0.shutDown } }
 
@@ -32,8 +33,8 @@ final class FakeTransport: ViewerTransport {
         record.withLock { $0.handler = handler }
     }
 
-    func open() {
-        record.withLock { $0.opens += 1 }
+    func open(path: String) {
+        record.withLock { $0.paths.append(path) }
     }
 
     func close(code: UInt16) {

@@ -169,6 +169,52 @@ struct ViewerClientDriverTests {
         #expect(await changes.next() == nil)
     }
 
+    @Test("a reconnect asks the host to resume from the last seq and epoch")
+    func reconnectResumes() async throws {
+        let transport = FakeTransport()
+        var configuration = ViewerConfiguration()
+        configuration.clock = clock
+        configuration.backoff.jitter = 0
+        let viewer = try ViewerClient(
+            url: ViewerURL(parsing: "ws://h:1/live?token=t"), configuration: configuration, logger: Logger(label: "t"),
+            transport: transport
+        )
+        var states = viewer.states.makeAsyncIterator()
+        _ = await states.next()
+        viewer.start()
+        transport.emit(.established)
+        transport.emit(.message(.text(Array(
+            #"{"type":"session_update","seq":41,"epoch":"00ff","payload":{"name":"n","config":{"a":1}}}"#.utf8))))
+        transport.emit(.message(.text(Array(#"{"type":"config_update","seq":42,"payload":{"a":2}}"#.utf8))))
+        transport.emit(.closed(code: 1001))
+        while let state = await states.next(), state != .reconnecting(attempt: 1, delay: .seconds(2)) {}
+        await clock.advance(by: .seconds(2))
+        while let state = await states.next(), state != .connecting {}
+        #expect(transport.paths == ["/live?token=t", "/live?token=t&since=42&epoch=00ff"])
+        await viewer.disconnect()
+    }
+
+    @Test("with resumes off, a reconnect asks for the full state")
+    func resumeCanBeTurnedOff() async throws {
+        let transport = FakeTransport()
+        var configuration = ViewerConfiguration()
+        configuration.clock = clock
+        configuration.resumes = false
+        let viewer = try ViewerClient(
+            url: ViewerURL(parsing: "ws://h:1"), configuration: configuration, logger: Logger(label: "t"), transport: transport
+        )
+        viewer.start()
+        transport.emit(.established)
+        transport.emit(.message(.text(Array(#"{"type":"session_update","seq":1,"epoch":"e","payload":{"name":"n"}}"#.utf8))))
+        transport.emit(.closed(code: nil))
+        guard case let .reconnecting(_, delay) = viewer.state else { Issue.record("\(viewer.state)"); return }
+        var states = viewer.states.makeAsyncIterator()
+        await clock.advance(by: delay)
+        while let state = await states.next(), state != .connecting {}
+        #expect(transport.paths == ["/", "/"])
+        await viewer.disconnect()
+    }
+
     @Test("a ping interval not below the timeout is refused before connecting")
     func pingPolicyValidated() {
         var configuration = ViewerConfiguration()

@@ -169,6 +169,21 @@ struct ViewerStateTests {
         #expect(state.lastSeq == nil)
     }
 
+    @Test("the resume query names the last applied seq and the epoch of the last full state")
+    func resumeQuery() {
+        var state = ViewerState()
+        #expect(state.resumeQuery == nil)
+        _ = state.apply(text(#"{"type":"session_update","seq":100,"epoch":"9f2c0b1e77a4d310","payload":{"name":"n","config":{"a":1}}}"#))
+        #expect(state.resumeQuery == "since=100&epoch=9f2c0b1e77a4d310")
+        _ = state.apply(text(#"{"type":"config_update","seq":101,"payload":{"a":2}}"#))
+        #expect(state.resumeQuery == "since=101&epoch=9f2c0b1e77a4d310")
+        _ = state.apply(text(#"{"type":"session_update","seq":7,"epoch":"a b&c","payload":{"name":"n"}}"#))
+        #expect(state.resumeQuery == "since=7&epoch=a%20b%26c")
+        // A full state without an epoch (an older or foreign host): no resume.
+        _ = state.apply(text(#"{"type":"session_update","seq":8,"payload":{"name":"n"}}"#))
+        #expect(state.resumeQuery == nil)
+    }
+
     @Test("the json-lines form carries seq, type, changed and state")
     func changeJSON() throws {
         var state = stateWithFullState()

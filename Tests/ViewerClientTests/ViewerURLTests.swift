@@ -74,6 +74,14 @@ struct ViewerURLTests {
         }
     }
 
+    @Test("a query is appended to the path's own query")
+    func appendingQuery() throws {
+        #expect(try ViewerURL(parsing: "ws://h:1").path(appendingQuery: "since=1") == "/?since=1")
+        #expect(try ViewerURL(parsing: "ws://h:1/live?token=t").path(appendingQuery: "since=1") == "/live?token=t&since=1")
+        #expect(try ViewerURL(parsing: "ws://h:1/?").path(appendingQuery: "since=1") == "/?since=1")
+        #expect(try ViewerURL(parsing: "ws://h:1/x").path(appendingQuery: "") == "/x")
+    }
+
     @Test("the canonical form spells the port and brackets IPv6 hosts")
     func canonicalDescription() throws {
         #expect(try ViewerURL(parsing: "ws://[::1]").description == "ws://[::1]:80/")

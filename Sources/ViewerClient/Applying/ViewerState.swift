@@ -72,6 +72,8 @@ public struct ViewerState: Sendable {
     public private(set) var counters = ViewerCounters()
     /// The `seq` of the last applied envelope that had one.
     public private(set) var lastSeq: Int64?
+    /// The `epoch` (host run id) of the last `session_update`; nil if it had none.
+    public private(set) var lastEpoch: String?
     private var derivedSchema: FieldSchema?
 
     /// A state with no session yet. `schema` is the explicit whitelist for
@@ -118,7 +120,8 @@ public struct ViewerState: Sendable {
             session = new
             derivedSchema = FieldSchema.derived(from: new.config)
             counters.sessionUpdatesApplied += 1
-            if let seq = envelope.seq { lastSeq = seq }
+            lastSeq = envelope.seq
+            lastEpoch = envelope.epoch
             return .applied(
                 AppliedChange(seq: envelope.seq, type: envelope.type, changedKeys: changed, session: new),
                 rejected: []
@@ -147,6 +150,32 @@ public struct ViewerState: Sendable {
                 rejected: result.rejected
             )
         }
+    }
+
+    /// The query that asks a StateCast host to resume from this state after a
+    /// reconnect (`since=SEQ&epoch=EPOCH`, docs/PROTOCOL.md §4): the host then
+    /// sends only what changed since, or nothing if nothing did. Nil until a
+    /// `session_update` with an `epoch` and a `seq` has been applied; other
+    /// servers ignore the query and send the full state.
+    public var resumeQuery: String? {
+        guard session != nil, let lastSeq, let lastEpoch, !lastEpoch.isEmpty else { return nil }
+        return "since=\(lastSeq)&epoch=\(Self.percentEncoded(lastEpoch))"
+    }
+
+    private static func percentEncoded(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            let scalar = Unicode.Scalar(byte)
+            if scalar.properties.isAlphabetic && byte < 0x80 || (0x30...0x39).contains(byte)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "~") {
+                result.unicodeScalars.append(scalar)
+            } else {
+                let hex = Array("0123456789ABCDEF".utf8)
+                result += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]], as: UTF8.self)
+            }
+        }
+        return result
     }
 
     private static func changedMembers(from old: Session?, to new: Session) -> [String] {

@@ -20,7 +20,7 @@ import Darwin
 /// makes the `@unchecked Sendable` conformance sound.
 final class LWSTransport: ViewerTransport, @unchecked Sendable {
     private enum Command {
-        case open
+        case open(path: String)
         case close(UInt16)
     }
 
@@ -47,7 +47,6 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     // Owned C memory: allocated in init, freed in deinit.
     private let setup: UnsafeMutablePointer<statecast_client_setup>
     private let address: UnsafeMutablePointer<CChar>
-    private let path: UnsafeMutablePointer<CChar>
     private let hostHeader: UnsafeMutablePointer<CChar>
     /// Where lws stores the connection's handle as soon as it exists.
     private let currentWSI: UnsafeMutablePointer<OpaquePointer?>
@@ -76,7 +75,6 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         maximumMessageBytes = configuration.maximumMessageBytes
         setup = .allocate(capacity: 1)
         address = strdup(url.host)
-        path = strdup(url.path)
         hostHeader = strdup(url.hostHeader)
         currentWSI = .allocate(capacity: 1)
         currentWSI.initialize(to: nil)
@@ -97,7 +95,6 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     deinit {
         if let context, !inbox.withLock({ $0.started }) { lws_context_destroy(context) }
         free(address)
-        free(path)
         free(hostHeader)
         currentWSI.deallocate()
         setup.deallocate()
@@ -137,7 +134,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         }
     }
 
-    func open() { enqueue(.open) }
+    func open(path: String) { enqueue(.open(path: path)) }
 
     func close(code: UInt16) { enqueue(.close(code)) }
 
@@ -306,13 +303,13 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         }
         for command in commands {
             switch command {
-            case .open: openConnection()
+            case let .open(path): openConnection(path: path)
             case let .close(code): closeConnection(code: code)
             }
         }
     }
 
-    private func openConnection() {
+    private func openConnection(path: String) {
         guard currentWSI.pointee == nil, let context else {
             logger.debug("open ignored: a connection is already under way")
             return
@@ -324,8 +321,11 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         handshakeStatus = nil
         message = []
         messageBytes = 0
-        logger.debug("connecting to \(endpoint)")
-        let wsi = statecast_client_connect(context, setup, address, port, path, hostHeader, secure ? 1 : 0, currentWSI)
+        logger.debug("connecting to \(endpoint)\(path)")
+        // lws copies the strings it is given before this call returns.
+        let wsi = path.withCString { path in
+            statecast_client_connect(context, setup, address, port, path, hostHeader, secure ? 1 : 0, currentWSI)
+        }
         if wsi == nil, !attemptReported {
             finishAttempt()
             report(.connectionError(reason: "could not start a connection to \(endpoint)", httpStatus: nil))

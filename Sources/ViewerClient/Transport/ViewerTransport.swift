@@ -21,8 +21,9 @@ enum TransportEvent: Sendable, Hashable {
 protocol ViewerTransport: Sendable {
     /// Starts the events flowing to `handler`; called once, before anything else.
     func start(handler: @escaping @Sendable (TransportEvent) -> Void)
-    /// Opens a connection (ignored while one is open or being opened).
-    func open()
+    /// Opens a connection requesting `path` (path and query; ignored while a
+    /// connection is open or being opened).
+    func open(path: String)
     /// Closes the connection with `code` (1000); an attempt not yet
     /// established is abandoned. Reports `.closed` or `.connectionError`.
     func close(code: UInt16)

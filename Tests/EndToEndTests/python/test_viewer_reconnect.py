@@ -7,7 +7,7 @@ import time
 import pytest
 
 from viewer_servers import (INTEROP_STATE, ServerThread, SilentHost, ViewerProcess, dropping_host, free_port,
-                            keep_open_host, session, wait_until)
+                            keep_open_host, resuming_host, session, wait_until)
 
 
 @pytest.fixture
@@ -38,6 +38,22 @@ def test_reconnects_after_close_1001_and_a_dropped_connection(viewers, tmp_path)
         for before, after in zip(connections, connections[1:]):
             gap = after.opened_at - before.closed_at
             assert 1.7 < gap < 3.5, f"reconnect gap {gap:.2f} s"
+        viewer.interrupt()
+        assert viewer.wait(10) == 0
+
+
+def test_reconnect_resumes_with_since_and_epoch(viewers, tmp_path):
+    output = tmp_path / "state.json"
+    state = session("resume", config={"speed": 1, "mode": "a"})
+    with ServerThread(resuming_host(state, "9f2c0b1e77a4d310")) as server:
+        viewer = viewers(server.url + "/?token=t", "--format", "json-lines", "--output", str(output), "--no-jitter")
+        viewer.wait_for_stdout(lambda line: '"seq":102' in line, 10, "the resumed change (seq 102)")
+        paths = [c.received[0][1] for c in server.snapshot()]
+        assert paths == ["/?token=t", "/?token=t&since=101&epoch=9f2c0b1e77a4d310"]
+        assert [(line["seq"], line["type"]) for line in viewer.json_lines()] == [
+            (100, "session_update"), (101, "config_update"), (102, "config_update")]
+        wait_until(lambda: output.exists() and json.loads(output.read_text())["config"] == {"speed": 3, "mode": "a"},
+                   5, "the resumed state in the output file")
         viewer.interrupt()
         assert viewer.wait(10) == 0
 

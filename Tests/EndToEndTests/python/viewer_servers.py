@@ -60,10 +60,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 # --- envelopes (SPEC §2) ---------------------------------------------------
 
-def session_update(session: dict, seq: Optional[int] = None) -> str:
+def session_update(session: dict, seq: Optional[int] = None, epoch: Optional[str] = None) -> str:
     envelope: dict = {"type": "session_update"}
     if seq is not None:
         envelope["seq"] = seq
+    if epoch is not None:
+        envelope["epoch"] = epoch
     envelope["payload"] = session
     return json.dumps(envelope, separators=(",", ":"))
 
@@ -260,6 +262,23 @@ def dropping_host(states: list[dict]) -> Handler:
             await ws.close(code=1001, reason="going away")
         elif record.index == 1:
             ws.transport.abort()                                          # TCP reset, no close frame (1006)
+    return handler
+
+
+def resuming_host(state: dict, epoch: str) -> Handler:
+    """docs/PROTOCOL.md §4: the first connection gets the full state (seq 100)
+    and one change (seq 101), then is closed with 1001; a viewer that comes
+    back with ?since=101&epoch=EPOCH gets only a config_update (seq 102)."""
+    async def handler(ws: ServerConnection, record: Connection) -> None:
+        path = ws.request.path
+        record.received.append(("path", path))
+        if f"since=101&epoch={epoch}" in path:
+            await ws.send(config_update({"speed": 3}, 102))
+            return
+        await ws.send(session_update(state, 100, epoch))
+        await ws.send(config_update({"speed": 2}, 101))
+        await asyncio.sleep(0.3)
+        await ws.close(code=1001)
     return handler
 
 
