@@ -2,6 +2,7 @@
 its command-line behaviour: --once, --output, SIGINT, 401/403, bad URLs."""
 
 import json
+import socket
 import time
 from http import HTTPStatus
 
@@ -80,6 +81,22 @@ def test_sigint_closes_with_1000_and_exits_0(viewers):
         assert len(server.snapshot()) == 1     # and it did not come back
         time.sleep(2.5)
         assert len(server.snapshot()) == 1
+
+
+def test_sigint_during_a_pending_handshake_exits_at_once(viewers):
+    # A listening socket that never accepts: TCP connects, the handshake never answers
+    # (like a SIGSTOPped host).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        viewer = viewers(f"ws://127.0.0.1:{listener.getsockname()[1]}", "--format", "quiet")
+        viewer.wait_for_stderr("connecting to", 10)
+        time.sleep(0.5)
+        started = time.monotonic()
+        viewer.interrupt()
+        assert viewer.wait(10) == 0
+        assert time.monotonic() - started < 3
+        assert viewer.stderr_lines()[-1].endswith("disconnected")
 
 
 @pytest.mark.parametrize("status", [HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN], ids=["401", "403"])
