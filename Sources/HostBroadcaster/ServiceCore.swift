@@ -126,7 +126,13 @@ final class ServiceCore: @unchecked Sendable {
     @discardableResult
     func drainInbox() -> Int64 {
         let (messages, stopRequested, latestSeq) = shared.takeInbox()
-        for message in messages { log.append(message) }
+        for message in messages {
+            if message.resetsViewers {
+                log.removeAll()
+                for wsi in viewers { pss(wsi)?.pointee.needs_full_state = 1 }
+            }
+            log.append(message)
+        }
         if !messages.isEmpty { wakeViewersWithWork() }
         if stopRequested && !stopping { beginStop() }
         return latestSeq
@@ -276,9 +282,9 @@ final class ServiceCore: @unchecked Sendable {
 
     /// The full state as of the newest seq, encoded once per seq and shared.
     private func currentSnapshot() -> OutgoingMessage {
-        let (seq, session) = shared.latest()
+        let (seq, session, epoch) = shared.snapshotSource()
         if let snapshot, snapshot.seq == seq { return snapshot }
-        let bytes = Envelope(.sessionUpdate(session), seq: seq, epoch: shared.epoch).encoded()
+        let bytes = Envelope(.sessionUpdate(session), seq: seq, epoch: epoch).encoded()
         let message = OutgoingMessage(seq: seq, isFullState: true, bytes: bytes)
         snapshot = message
         return message
