@@ -41,6 +41,10 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     private let endpoint: String
     private let port: Int32
     private let secure: Bool
+    private let insecure: Bool
+    /// `Bearer TOKEN`, sent as the Authorization header (C string, owned).
+    private let authorization: UnsafeMutablePointer<CChar>?
+    private let caFile: UnsafeMutablePointer<CChar>?
     private let pingTimeout: Duration
     private let maximumMessageBytes: Int
 
@@ -71,6 +75,9 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         endpoint = "\(url.isIPv6 ? "[\(url.host)]" : url.host):\(url.port)"
         port = Int32(url.port)
         secure = url.secure
+        insecure = configuration.allowsInsecureTLS
+        authorization = configuration.token.map { strdup("Bearer \($0)") }
+        caFile = configuration.certificateAuthorityFile.map { strdup($0) }
         pingTimeout = .seconds(Int(policy.hangup))
         maximumMessageBytes = configuration.maximumMessageBytes
         setup = .allocate(capacity: 1)
@@ -80,9 +87,9 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         currentWSI.initialize(to: nil)
         statecast_client_setup_init(setup, lwsViewerCallback, 65536, policy.ping, policy.hangup)
 
-        Self.configureLibraryLogging(for: logger)
+        LibraryLog.install(logger: logger)
         let timeout = UInt32(max(1, configuration.connectTimeout.seconds.rounded(.up)))
-        context = statecast_client_context_create(setup, Unmanaged.passUnretained(self).toOpaque(), timeout)
+        context = statecast_client_context_create(setup, Unmanaged.passUnretained(self).toOpaque(), timeout, caFile)
         guard context != nil else {
             throw ViewerError(
                 code: .engineFailure,
@@ -96,14 +103,10 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         if let context, !inbox.withLock({ $0.started }) { lws_context_destroy(context) }
         free(address)
         free(hostHeader)
+        free(authorization)
+        free(caFile)
         currentWSI.deallocate()
         setup.deallocate()
-    }
-
-    /// libwebsockets' own log lines go to stderr; keep them to errors unless debugging.
-    private static func configureLibraryLogging(for logger: Logger) {
-        let level: Int32 = logger.logLevel <= .debug ? statecast_lws_log_warnings() : statecast_lws_log_errors()
-        lws_set_log_level(level, nil)
     }
 
     // MARK: Any thread
@@ -204,6 +207,11 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         switch reason {
         case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
             drainCommands()
+
+        case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+            if let wsi, let authorization, let data, statecast_client_append_authorization(wsi, data, length, authorization) != 0 {
+                return -1
+            }
 
         case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
             // Called with the handshake response in hand, before lws checks it for 101.
@@ -324,7 +332,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         logger.debug("connecting to \(endpoint)\(path)")
         // lws copies the strings it is given before this call returns.
         let wsi = path.withCString { path in
-            statecast_client_connect(context, setup, address, port, path, hostHeader, secure ? 1 : 0, currentWSI)
+            statecast_client_connect(context, setup, address, port, path, hostHeader, secure ? 1 : 0, insecure ? 1 : 0, currentWSI)
         }
         if wsi == nil, !attemptReported {
             finishAttempt()
@@ -370,6 +378,25 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         report(.message(frame))
     }
 
+    /// Certificate problems as one sentence with the fix.
+    static func describe(tlsError lowered: String, endpoint: String) -> String? {
+        func has(_ code: Int) -> Bool { lowered.contains("x509_v_err = \(code):") }
+        if has(10) || lowered.contains("certificate has expired") {
+            return "the certificate of \(endpoint) has expired; renew it on the host (or pass --insecure to connect anyway)"
+        }
+        if has(62) || lowered.contains("hostname mismatch") {
+            return "the certificate of \(endpoint) is for another host name; connect with the name the certificate was issued for (or pass --insecure)"
+        }
+        if has(18) || has(19) || has(20) || has(21) || has(2) || lowered.contains("self-signed")
+            || lowered.contains("unable to get local issuer") || lowered.contains("certificate verify failed") {
+            return "the certificate of \(endpoint) is signed by an unknown CA; pass --ca FILE with the CA that signed it (or --insecure)"
+        }
+        if lowered.contains("ssl") || lowered.contains("tls") {
+            return "the TLS handshake with \(endpoint) failed (\(lowered)); check that the host serves wss:// on that port"
+        }
+        return nil
+    }
+
     /// A readable reason from libwebsockets' connection-error text.
     static func describe(connectionError text: String, endpoint: String) -> String {
         let lowered = text.lowercased()
@@ -380,6 +407,10 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         if lowered.contains("dns") || lowered.contains("getaddrinfo") || lowered.contains("resolve") {
             return "the host name in \(endpoint) could not be resolved"
         }
+        if lowered.contains("ssl"), let verify = LibraryLog.takeVerifyError() {
+            return describe(tlsError: "x509_v_err = \(verify.code): \(verify.reason.lowercased())", endpoint: endpoint) ?? text
+        }
+        if let tls = describe(tlsError: lowered, endpoint: endpoint) { return tls }
         if lowered.hasPrefix("hs:") { return "the WebSocket handshake with \(endpoint) failed (\(text.dropFirst(3).drop(while: { $0 == " " })))" }
         return "the connection to \(endpoint) failed (\(text))"
     }
