@@ -308,6 +308,26 @@ final class ServiceCore: @unchecked Sendable {
         return 0
     }
 
+    /// A Close frame from a viewer or an echo client, before libwebsockets answers it.
+    ///
+    /// lws 4.1.6 turns the codes RFC 6455 forbids below 3000 into 1002 in the
+    /// payload it echoes, but echoes codes from 5000 up as they came and a
+    /// 1-byte payload (no valid code at all) too. The same in-place rewrite
+    /// answers codes from 5000 up with 1002; a 1-byte payload fails the
+    /// connection (dropped without a Close, as lws does for a Close whose
+    /// reason is not UTF-8), since lws echoes the payload's own length.
+    func peerInitiatedClose(_ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
+        guard length > 0, let input else { return 0 }
+        guard length >= 2 else { return -1 }
+        let bytes = input.assumingMemoryBound(to: UInt8.self)
+        if Int(bytes[0]) << 8 | Int(bytes[1]) >= 5000 {
+            let protocolError = UInt16(LWS_CLOSE_STATUS_PROTOCOL_ERR.rawValue)
+            bytes[0] = UInt8(protocolError >> 8)
+            bytes[1] = UInt8(protocolError & 0xFF)
+        }
+        return 0
+    }
+
     func viewerPong(_ pss: UnsafeMutablePointer<statecast_pss>) {
         pss.pointee.last_heard_us = monotonicMicros()
         pss.pointee.last_ping_us = 0
@@ -653,6 +673,8 @@ private func hostCallback(
         guard let pss else { return 0 }
         if pss.pointee.is_echo != 0 { return core.echoReceived(wsi, input, length: length) }
         return core.viewerReceived(wsi, pss, length: length)
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return core.peerInitiatedClose(input, length: length)
     case LWS_CALLBACK_RECEIVE_PONG:
         if let pss { core.viewerPong(pss) }
         return 0
