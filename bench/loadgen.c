@@ -152,6 +152,17 @@ static double proc_cpu_seconds(pid_t pid) {
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/// The 1-minute load average: how busy the shared machine was.
+static double load_average(void) {
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
 static double self_cpu_seconds(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -704,6 +715,7 @@ int main(int argc, char **argv) {
     long rss_idle = proc_status_kib(host_pid, "VmRSS");
 
     // --- Publish.
+    double load = load_average();
     double cpu0 = proc_cpu_seconds(host_pid);
     double gen0 = self_cpu_seconds();
     int timer_fd = -1;
@@ -772,13 +784,13 @@ int main(int argc, char **argv) {
                     "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
                     "\"last_viewer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                     "\"host_cpu_s\":%.2f,\"cpu_us_per_delivery\":%.2f,\"deliveries_per_s\":%.0f,\"span_s\":%.3f,"
-                    "\"loadgen_cpu_s\":%.2f}\n",
+                    "\"loadgen_cpu_s\":%.2f,\"loadavg\":%.2f}\n",
                     opt.label, mode, opt.viewers, opt.data_bytes, opt.rate, opt.duration, connect_s, rss_before,
                     rss_idle, kib_per_viewer, published, expected, st.delivered, lost, st.out_of_order,
                     st.session_updates_late, st.bad_frames, MS(hist_percentile(&st.latency, 50)),
                     MS(hist_percentile(&st.latency, 99)), MS(hist_percentile(&st.latency, 99.9)),
                     MS(st.latency.max), MS(hist_percentile(last, 50)), MS(hist_percentile(last, 99)), MS(last->max),
-                    host_cpu, per_delivery_us, rate_out, span, gen1 - gen0);
+                    host_cpu, per_delivery_us, rate_out, span, gen1 - gen0, load);
             fclose(j);
         }
     }

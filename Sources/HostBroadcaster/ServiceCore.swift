@@ -71,7 +71,9 @@ final class ServiceCore: @unchecked Sendable {
             params.port = Int32(configuration.port)
             params.ipv4_only = ipv4Only ? 1 : 0
             params.per_session_data_size = MemoryLayout<statecast_pss>.size
-            params.rx_buffer_size = 4096
+            // lws mallocs this per connection (rx_ubuf); viewers send next to nothing,
+            // and bigger messages still arrive in pieces (docs/PERFORMANCE.md: -3.5 KiB/viewer).
+            params.rx_buffer_size = 512
             // One send() may carry a whole snapshot; lws copies only what the kernel refuses.
             params.tx_packet_size = 16 << 20
             params.handshake_timeout_secs = UInt32(max(1, configuration.handshakeTimeoutSeconds))
