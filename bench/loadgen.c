@@ -47,6 +47,7 @@ static struct {
     double rate;                // broadcasts per second; 0: throughput mode
     double duration;            // seconds of publishing
     int inflight;               // throughput mode: broadcasts not yet everywhere
+    int update_bytes;           // padding in every update ("p"), 0: just t and k
     int connect_parallel;       // handshakes in flight while connecting
     double connect_timeout;     // seconds for all viewers to hold the initial state
     double drain_timeout;       // seconds after the last publish for stragglers
@@ -547,25 +548,34 @@ static void drain_host_stdout(void) {
     while (read(host_stdout, buf, sizeof buf) > 0) {}
 }
 
-static char line_buf[1 << 16];
+static char line_buf[1 << 17];
 
-/// Writes broadcasts published+1 ... published+count in one write.
+/// Writes broadcasts published+1 ... published+count (fewer if the buffer fills) in one write.
 static void publish(int count) {
     if (count <= 0) return;
     if (published + count > MAX_BROADCASTS - 1) count = (int)(MAX_BROADCASTS - 1 - published);
     if (count <= 0) return;
     if (count > 512) count = 512;
     static int64_t previous_t;
-    int64_t t = 0;
     size_t used = 0;
-    for (int i = 0; i < count; i++) {
-        int64_t k = published + 1 + i;
+    int lines = 0;
+    size_t line_max = 96 + (size_t)opt.update_bytes;
+    for (; lines < count && used + line_max < sizeof line_buf; lines++) {
+        int64_t k = published + 1 + lines;
         // A distinct t per line: the host sends only config keys that changed.
-        t = now_ns();
+        int64_t t = now_ns();
         if (t <= previous_t) t = previous_t + 1;
         previous_t = t;
         used += (size_t)snprintf(line_buf + used, sizeof line_buf - used,
-                                 "{\"config\":{\"t\":%" PRId64 ",\"k\":%" PRId64 "}}\n", t, k);
+                                 "{\"config\":{\"t\":%" PRId64 ",\"k\":%" PRId64, t, k);
+        if (opt.update_bytes > 0) {
+            // "p" differs every time (it starts with k), so it is part of every config_update.
+            used += (size_t)snprintf(line_buf + used, sizeof line_buf - used, ",\"p\":\"%" PRId64 "-", k);
+            memset(line_buf + used, 'p', (size_t)opt.update_bytes);
+            used += (size_t)opt.update_bytes;
+            line_buf[used++] = '"';
+        }
+        used += (size_t)snprintf(line_buf + used, sizeof line_buf - used, "}}\n");
         bc_sent[k] = t;
     }
     if (st.first_publish_ns == 0) st.first_publish_ns = bc_sent[published + 1];
@@ -578,7 +588,7 @@ static void publish(int count) {
         }
         off += (size_t)w;
     }
-    published += count;
+    published += lines;
 }
 
 // ---------------------------------------------------------------------------
@@ -586,7 +596,7 @@ static void publish(int count) {
 static void usage(void) {
     fprintf(stderr,
             "usage: loadgen [--host BIN] [--viewers N] [--data-bytes B] [--rate HZ | --throughput]\n"
-            "               [--duration S] [--inflight W] [--connect-parallel P] [--connect-timeout S]\n"
+            "               [--duration S] [--inflight W] [--update-bytes B] [--connect-parallel P] [--connect-timeout S]\n"
             "               [--drain-timeout S] [--json FILE] [--label TEXT] [--quiet] [-- HOST-ARGS…]\n"
             "       loadgen --header     (prints the table header that rows line up with)\n");
     exit(2);
@@ -611,6 +621,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--throughput")) { opt.rate = 0; }
         else if (!strcmp(a, "--duration")) { NEXT(); opt.duration = atof(v); }
         else if (!strcmp(a, "--inflight")) { NEXT(); opt.inflight = atoi(v); }
+        else if (!strcmp(a, "--update-bytes")) { NEXT(); opt.update_bytes = atoi(v); }
         else if (!strcmp(a, "--connect-parallel")) { NEXT(); opt.connect_parallel = atoi(v); }
         else if (!strcmp(a, "--connect-timeout")) { NEXT(); opt.connect_timeout = atof(v); }
         else if (!strcmp(a, "--drain-timeout")) { NEXT(); opt.drain_timeout = atof(v); }
@@ -626,6 +637,7 @@ static void parse_args(int argc, char **argv) {
     if (opt.rate < 0 || opt.rate > 100000) die(2, "--rate must be 0…100000 (0: throughput mode)");
     if (opt.duration <= 0 || opt.duration > 600) die(2, "--duration must be 0…600 s");
     if (opt.inflight < 1 || opt.inflight > 1024) die(2, "--inflight must be 1…1024");
+    if (opt.update_bytes < 0 || opt.update_bytes > 60000) die(2, "--update-bytes must be 0…60000");
     if (opt.connect_parallel < 1) opt.connect_parallel = 1;
 }
 
@@ -784,13 +796,13 @@ int main(int argc, char **argv) {
                     "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
                     "\"last_viewer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                     "\"host_cpu_s\":%.2f,\"cpu_us_per_delivery\":%.2f,\"deliveries_per_s\":%.0f,\"span_s\":%.3f,"
-                    "\"loadgen_cpu_s\":%.2f,\"loadavg\":%.2f}\n",
+                    "\"loadgen_cpu_s\":%.2f,\"loadavg\":%.2f,\"update_bytes\":%d,\"inflight\":%d}\n",
                     opt.label, mode, opt.viewers, opt.data_bytes, opt.rate, opt.duration, connect_s, rss_before,
                     rss_idle, kib_per_viewer, published, expected, st.delivered, lost, st.out_of_order,
                     st.session_updates_late, st.bad_frames, MS(hist_percentile(&st.latency, 50)),
                     MS(hist_percentile(&st.latency, 99)), MS(hist_percentile(&st.latency, 99.9)),
                     MS(st.latency.max), MS(hist_percentile(last, 50)), MS(hist_percentile(last, 99)), MS(last->max),
-                    host_cpu, per_delivery_us, rate_out, span, gen1 - gen0, load);
+                    host_cpu, per_delivery_us, rate_out, span, gen1 - gen0, load, opt.update_bytes, opt.inflight);
             fclose(j);
         }
     }

@@ -32,6 +32,9 @@ final class ServiceCore: @unchecked Sendable {
     let pollTimer: UnsafeMutablePointer<statecast_timer>
     let stopTimer: UnsafeMutablePointer<statecast_timer>
     private let pingBuffer: UnsafeMutableRawBufferPointer
+    /// Scratch for ``writeBatch``: headroom plus `batchCapacity` bytes of frames.
+    private let batchBuffer: UnsafeMutableRawBufferPointer
+    static let batchCapacity = 16 * 1024
 
     init(shared: HostShared, configuration: HostConfiguration, logger: Logger) {
         self.shared = shared
@@ -47,6 +50,8 @@ final class ServiceCore: @unchecked Sendable {
         }
         pingBuffer = .allocate(byteCount: OutgoingMessage.headroom + 16, alignment: 16)
         pingBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        batchBuffer = .allocate(byteCount: OutgoingMessage.headroom + Self.batchCapacity, alignment: 16)
+        batchBuffer.initializeMemory(as: UInt8.self, repeating: 0)
     }
 
     deinit {
@@ -54,6 +59,7 @@ final class ServiceCore: @unchecked Sendable {
         pollTimer.deallocate()
         stopTimer.deallocate()
         pingBuffer.deallocate()
+        batchBuffer.deallocate()
     }
 
     // MARK: Lifecycle (service thread)
@@ -189,6 +195,7 @@ final class ServiceCore: @unchecked Sendable {
             pss.pointee.needs_full_state = 0
             pss.pointee.next_seq = message.seq + 1
         } else if let next = log.message(seq: pss.pointee.next_seq) {
+            if let batched = writeBatch(wsi, pss, from: next) { return batched }
             message = next
             pss.pointee.next_seq += 1
         } else {
@@ -196,6 +203,29 @@ final class ServiceCore: @unchecked Sendable {
         }
         let written = statecast_write_text(wsi, message.payload, message.payloadCount)
         if written < message.payloadCount { return -1 }
+        if hasWork(pss) { requestWrite(wsi, pss) }
+        return 0
+    }
+
+    /// A viewer two or more updates behind gets them in one write: their ready-made
+    /// frames gathered into `batchBuffer` (at most `batchCapacity` bytes, so what lws
+    /// may have to hold for a slow viewer stays bounded). Nil: send `first` alone.
+    private func writeBatch(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, from first: OutgoingMessage) -> Int32? {
+        guard let last = log.lastSeq, last > first.seq else { return nil }
+        let base = batchBuffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
+        var used = 0
+        var seq = first.seq
+        while seq <= last, let message = log.message(seq: seq) {
+            let frame = message.frame
+            if used + frame.count > Self.batchCapacity { break }
+            base.advanced(by: used).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
+            used += frame.count
+            seq += 1
+        }
+        guard seq - first.seq >= 2 else { return nil }
+        let written = statecast_write_raw(wsi, base.assumingMemoryBound(to: UInt8.self), used)
+        if written < used { return -1 }
+        pss.pointee.next_seq = seq
         if hasWork(pss) { requestWrite(wsi, pss) }
         return 0
     }
