@@ -604,8 +604,8 @@ static void usage(void) {
 
 static void print_header(void) {
     printf("| viewers |   data | rate     | connect s | RSS before MiB | RSS idle MiB | KiB/viewer | p50 ms | p99 ms | p99.9 ms "
-           "| max ms | last p50 ms | last max ms | lost | ooo | host CPU s | CPU us/delivery | deliveries/s |\n");
-    printf("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "| max ms | last p50 ms | last max ms | lost | ooo | host CPU s | CPU us/delivery | deliveries/s | load |\n");
+    printf("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 }
 
 static void parse_args(int argc, char **argv) {
@@ -813,11 +813,11 @@ int main(int argc, char **argv) {
     if (opt.data_bytes >= 1024) snprintf(data_text, sizeof data_text, "%d KB", opt.data_bytes / 1024);
     else snprintf(data_text, sizeof data_text, "%d B", opt.data_bytes);
     printf("| %6d | %6s | %-8s | %6.2f | %6.1f | %6.1f | %5.2f | %6.2f | %6.2f | %6.2f | %6.2f | %6.2f | %6.2f | %4" PRId64
-           " | %3" PRIu64 " | %6.2f | %5.2f | %7.0f |\n",
+           " | %3" PRIu64 " | %6.2f | %5.2f | %7.0f | %4.1f |\n",
            opt.viewers, data_text, rate_text, connect_s, rss_before / 1024.0, rss_idle / 1024.0, kib_per_viewer,
            MS(hist_percentile(&st.latency, 50)), MS(hist_percentile(&st.latency, 99)),
            MS(hist_percentile(&st.latency, 99.9)), MS(st.latency.max), MS(hist_percentile(last, 50)), MS(last->max),
-           lost, st.out_of_order, host_cpu, per_delivery_us, rate_out);
+           lost, st.out_of_order, host_cpu, per_delivery_us, rate_out, load);
     fflush(stdout);
     if (st.bad_frames && !opt.quiet) fprintf(stderr, "loadgen: %" PRIu64 " frames could not be parsed\n", st.bad_frames);
     if (st.dead && !opt.quiet) fprintf(stderr, "loadgen: %d viewers dropped while publishing\n", st.dead);
