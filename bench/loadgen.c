@@ -79,18 +79,34 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static pid_t host_pid = -1;
+#define MAX_HOSTS 8
+static pid_t host_pids[MAX_HOSTS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+static int host_count = 1;
 
 static void kill_host(void) {
-    if (host_pid <= 0) return;
-    kill(host_pid, SIGTERM);
-    for (int i = 0; i < 300; i++) {             // at most 3 s, then SIGKILL
-        if (waitpid(host_pid, NULL, WNOHANG) == host_pid) { host_pid = -1; return; }
-        usleep(10000);
+    for (int h = 0; h < host_count; h++) if (host_pids[h] > 0) kill(host_pids[h], SIGTERM);
+    for (int h = 0; h < host_count; h++) {
+        pid_t pid = host_pids[h];
+        if (pid <= 0) continue;
+        int i = 0;
+        for (; i < 300; i++) {                  // at most 3 s, then SIGKILL
+            if (waitpid(pid, NULL, WNOHANG) == pid) break;
+            usleep(10000);
+        }
+        if (i == 300) { kill(pid, SIGKILL); waitpid(pid, NULL, 0); }
+        host_pids[h] = -1;
     }
-    kill(host_pid, SIGKILL);
-    waitpid(host_pid, NULL, 0);
-    host_pid = -1;
+}
+
+/// Whether any host has exited (it is then reaped and forgotten).
+static int host_exited(void) {
+    for (int h = 0; h < host_count; h++) {
+        if (host_pids[h] > 0 && waitpid(host_pids[h], NULL, WNOHANG) == host_pids[h]) {
+            host_pids[h] = -1;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static char session_path[64];
@@ -102,7 +118,7 @@ static void cleanup(void) {
 
 static void on_fatal_signal(int sig) {
     // Async-signal-safe: SIGKILL the host, remove the session file, leave.
-    if (host_pid > 0) kill(host_pid, SIGKILL);
+    for (int h = 0; h < MAX_HOSTS; h++) if (host_pids[h] > 0) kill(host_pids[h], SIGKILL);
     if (session_path[0]) unlink(session_path);
     static const char msg[] = "loadgen: interrupted or overran its time limit; host killed\n";
     (void)!write(2, msg, sizeof msg - 1);
@@ -168,6 +184,18 @@ static double self_cpu_seconds(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static long hosts_rss_kib(void) {
+    long sum = 0;
+    for (int h = 0; h < host_count; h++) sum += proc_status_kib(host_pids[h], "VmRSS");
+    return sum;
+}
+
+static double hosts_cpu_seconds(void) {
+    double sum = 0;
+    for (int h = 0; h < host_count; h++) sum += proc_cpu_seconds(host_pids[h]);
+    return sum;
 }
 
 static void set_nonblocking(int fd) {
@@ -251,7 +279,7 @@ typedef struct viewer {
 
 static viewer *viewers;
 static int epfd;
-static int port;
+static int ports[MAX_HOSTS];
 
 static struct {
     int opened, ready, dead, handshakes_in_flight;
@@ -284,6 +312,7 @@ static void viewer_open(int index) {
     if (v->fd < 0) die(2, "socket: %s (raise ulimit -n)", strerror(errno));
     int one = 1;
     setsockopt(v->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int port = ports[index % host_count];      // viewers spread evenly over the hosts
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     v->state = V_CONNECTING;
@@ -303,7 +332,8 @@ static void viewer_send_request(viewer *v, int index) {
     char req[256];
     int n = snprintf(req, sizeof req,
                      "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", port);
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     ports[index % host_count]);
     if (send(v->fd, req, (size_t)n, MSG_NOSIGNAL) != n) { viewer_fail(v, "could not send the handshake"); return; }
     v->state = V_HANDSHAKE;
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)index };
@@ -468,8 +498,8 @@ static void viewer_readable(viewer *v, int64_t *now) {
 // ---------------------------------------------------------------------------
 // Host process
 
-static int host_stdin = -1;
-static int host_stdout = -1;
+static int host_stdin[MAX_HOSTS];
+static int host_stdout[MAX_HOSTS];
 
 static void write_session_file(void) {
     strcpy(session_path, "/tmp/statecast-bench-XXXXXX");
@@ -482,7 +512,7 @@ static void write_session_file(void) {
     fclose(f);
 }
 
-static void start_host(void) {
+static void start_host(int h) {
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) die(2, "pipe: %s", strerror(errno));
     pid_t parent = getpid();
@@ -512,20 +542,21 @@ static void start_host(void) {
         fprintf(stderr, "loadgen: cannot run %s: %s\n", opt.host_bin, strerror(errno));
         _exit(127);
     }
-    host_pid = pid;
+    host_pids[h] = pid;
     close(in[0]);
     close(out[1]);
-    host_stdin = in[1];
-    host_stdout = out[0];
+    host_stdin[h] = in[1];
+    host_stdout[h] = out[0];
+    int port = 0;
 
     // First stdout line: Serving "…" on 127.0.0.1:PORT
     char line[1024];
     size_t used = 0;
     int64_t deadline = now_ns() + 30LL * 1000000000LL;
-    set_nonblocking(host_stdout);
+    set_nonblocking(host_stdout[h]);
     while (port == 0) {
         if (now_ns() > deadline) die(2, "the host printed no \"Serving … on …:PORT\" line within 30 s");
-        ssize_t n = read(host_stdout, line + used, sizeof line - 1 - used);
+        ssize_t n = read(host_stdout[h], line + used, sizeof line - 1 - used);
         if (n == 0) die(2, "the host exited before it was serving (see its stderr above)");
         if (n < 0) {
             if (errno != EAGAIN && errno != EINTR) die(2, "reading the host's stdout: %s", strerror(errno));
@@ -541,11 +572,12 @@ static void start_host(void) {
         if (strncmp(line, "Serving ", 8) == 0 && colon) port = atoi(colon + 1);
         else die(2, "unexpected first line from the host: %s", line);
     }
+    ports[h] = port;
 }
 
 static void drain_host_stdout(void) {
     char buf[4096];
-    while (read(host_stdout, buf, sizeof buf) > 0) {}
+    for (int h = 0; h < host_count; h++) while (read(host_stdout[h], buf, sizeof buf) > 0) {}
 }
 
 static char line_buf[1 << 17];
@@ -579,14 +611,16 @@ static void publish(int count) {
         bc_sent[k] = t;
     }
     if (st.first_publish_ns == 0) st.first_publish_ns = bc_sent[published + 1];
-    size_t off = 0;
-    while (off < used) {
-        ssize_t w = write(host_stdin, line_buf + off, used - off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            die(2, "writing to the host's stdin: %s", strerror(errno));
+    for (int h = 0; h < host_count; h++) {
+        size_t off = 0;
+        while (off < used) {
+            ssize_t w = write(host_stdin[h], line_buf + off, used - off);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                die(2, "writing to the host's stdin: %s", strerror(errno));
+            }
+            off += (size_t)w;
         }
-        off += (size_t)w;
     }
     published += lines;
 }
@@ -596,8 +630,11 @@ static void publish(int count) {
 static void usage(void) {
     fprintf(stderr,
             "usage: loadgen [--host BIN] [--viewers N] [--data-bytes B] [--rate HZ | --throughput]\n"
-            "               [--duration S] [--inflight W] [--update-bytes B] [--connect-parallel P] [--connect-timeout S]\n"
-            "               [--drain-timeout S] [--json FILE] [--label TEXT] [--quiet] [-- HOST-ARGS…]\n"
+            "               [--duration S] [--inflight W] [--update-bytes B] [--hosts H] [--connect-parallel P]\n"
+            "               [--connect-timeout S] [--drain-timeout S] [--json FILE] [--label TEXT] [--quiet]\n"
+            "               [-- HOST-ARGS…]\n"
+            "  --hosts H: H separate host processes, viewers spread over them, every update to each\n"
+            "             (an upper bound for what H service threads could gain)\n"
             "       loadgen --header     (prints the table header that rows line up with)\n");
     exit(2);
 }
@@ -622,6 +659,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--duration")) { NEXT(); opt.duration = atof(v); }
         else if (!strcmp(a, "--inflight")) { NEXT(); opt.inflight = atoi(v); }
         else if (!strcmp(a, "--update-bytes")) { NEXT(); opt.update_bytes = atoi(v); }
+        else if (!strcmp(a, "--hosts")) { NEXT(); host_count = atoi(v); }
         else if (!strcmp(a, "--connect-parallel")) { NEXT(); opt.connect_parallel = atoi(v); }
         else if (!strcmp(a, "--connect-timeout")) { NEXT(); opt.connect_timeout = atof(v); }
         else if (!strcmp(a, "--drain-timeout")) { NEXT(); opt.drain_timeout = atof(v); }
@@ -638,6 +676,7 @@ static void parse_args(int argc, char **argv) {
     if (opt.duration <= 0 || opt.duration > 600) die(2, "--duration must be 0…600 s");
     if (opt.inflight < 1 || opt.inflight > 1024) die(2, "--inflight must be 1…1024");
     if (opt.update_bytes < 0 || opt.update_bytes > 60000) die(2, "--update-bytes must be 0…60000");
+    if (host_count < 1 || host_count > MAX_HOSTS) die(2, "--hosts must be 1…%d", MAX_HOSTS);
     if (opt.connect_parallel < 1) opt.connect_parallel = 1;
 }
 
@@ -696,15 +735,17 @@ int main(int argc, char **argv) {
     if (!viewers || !bc_sent || !bc_count || !bc_last) die(2, "out of memory");
 
     write_session_file();
-    start_host();
+    for (int h = 0; h < host_count; h++) start_host(h);
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event hev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
-    epoll_ctl(epfd, EPOLL_CTL_ADD, host_stdout, &hev);
+    for (int h = 0; h < host_count; h++) {
+        struct epoll_event hev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
+        epoll_ctl(epfd, EPOLL_CTL_ADD, host_stdout[h], &hev);
+    }
 
     // Idle RSS before any viewer (let the host settle first).
     usleep(300000);
     drain_host_stdout();
-    long rss_before = proc_status_kib(host_pid, "VmRSS");
+    long rss_before = hosts_rss_kib();
 
     // --- Connect: at most connect_parallel handshakes in flight.
     int64_t t_connect = now_ns();
@@ -715,7 +756,7 @@ int main(int argc, char **argv) {
         while (next_open < opt.viewers && st.handshakes_in_flight < opt.connect_parallel) viewer_open(next_open++);
         service(50, -1, &dummy);
         if (now_ns() > connect_deadline) break;
-        if (waitpid(host_pid, NULL, WNOHANG) == host_pid) { host_pid = -1; die(2, "the host exited while viewers connected"); }
+        if (host_exited()) die(2, "the host exited while viewers connected");
     }
     double connect_s = (double)(now_ns() - t_connect) / 1e9;
     if (st.ready < opt.viewers)
@@ -724,11 +765,11 @@ int main(int argc, char **argv) {
     // --- Idle: settle, then RSS with every viewer connected.
     int64_t settle_until = now_ns() + 500000000LL;
     while (now_ns() < settle_until) service(50, -1, &dummy);
-    long rss_idle = proc_status_kib(host_pid, "VmRSS");
+    long rss_idle = hosts_rss_kib();
 
     // --- Publish.
     double load = load_average();
-    double cpu0 = proc_cpu_seconds(host_pid);
+    double cpu0 = hosts_cpu_seconds();
     double gen0 = self_cpu_seconds();
     int timer_fd = -1;
     if (opt.rate > 0) {
@@ -766,9 +807,9 @@ int main(int argc, char **argv) {
         if (drain_deadline && (int64_t)st.delivered + (int64_t)st.out_of_order >= target_total) break;
         if (drain_deadline && now_ns() > drain_deadline) break;
         if (st.dead > 0) break;
-        if (waitpid(host_pid, NULL, WNOHANG) == host_pid) { host_pid = -1; die(2, "the host exited while publishing"); }
+        if (host_exited()) die(2, "the host exited while publishing");
     }
-    double cpu1 = proc_cpu_seconds(host_pid);
+    double cpu1 = hosts_cpu_seconds();
     double gen1 = self_cpu_seconds();
     int64_t t_end = st.last_receipt_ns ? st.last_receipt_ns : now_ns();
 
@@ -823,7 +864,7 @@ int main(int argc, char **argv) {
     if (st.dead && !opt.quiet) fprintf(stderr, "loadgen: %d viewers dropped while publishing\n", st.dead);
 
     for (int i = 0; i < opt.viewers; i++) if (viewers[i].state != V_DEAD && viewers[i].fd > 0) close(viewers[i].fd);
-    close(host_stdin);
+    for (int h = 0; h < host_count; h++) close(host_stdin[h]);
     cleanup();
     return (lost > 0 || st.out_of_order > 0 || st.dead > 0 || st.bad_frames > 0) ? 1 : 0;
 }
