@@ -186,11 +186,13 @@ static double self_cpu_seconds(void) {
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-static long hosts_rss_kib(void) {
+static long hosts_status_kib(const char *field) {
     long sum = 0;
-    for (int h = 0; h < host_count; h++) sum += proc_status_kib(host_pids[h], "VmRSS");
+    for (int h = 0; h < host_count; h++) sum += proc_status_kib(host_pids[h], field);
     return sum;
 }
+
+static long hosts_rss_kib(void) { return hosts_status_kib("VmRSS"); }
 
 static double hosts_cpu_seconds(void) {
     double sum = 0;
@@ -810,6 +812,7 @@ int main(int argc, char **argv) {
         if (host_exited()) die(2, "the host exited while publishing");
     }
     double cpu1 = hosts_cpu_seconds();
+    long rss_peak = hosts_status_kib("VmHWM");      // high-water mark, connect phase included
     double gen1 = self_cpu_seconds();
     int64_t t_end = st.last_receipt_ns ? st.last_receipt_ns : now_ns();
 
@@ -837,13 +840,15 @@ int main(int argc, char **argv) {
                     "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
                     "\"last_viewer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                     "\"host_cpu_s\":%.2f,\"cpu_us_per_delivery\":%.2f,\"deliveries_per_s\":%.0f,\"span_s\":%.3f,"
-                    "\"loadgen_cpu_s\":%.2f,\"loadavg\":%.2f,\"update_bytes\":%d,\"inflight\":%d}\n",
+                    "\"loadgen_cpu_s\":%.2f,\"loadavg\":%.2f,\"update_bytes\":%d,\"inflight\":%d,\"hosts\":%d,"
+                    "\"rss_peak_kib\":%ld}\n",
                     opt.label, mode, opt.viewers, opt.data_bytes, opt.rate, opt.duration, connect_s, rss_before,
                     rss_idle, kib_per_viewer, published, expected, st.delivered, lost, st.out_of_order,
                     st.session_updates_late, st.bad_frames, MS(hist_percentile(&st.latency, 50)),
                     MS(hist_percentile(&st.latency, 99)), MS(hist_percentile(&st.latency, 99.9)),
                     MS(st.latency.max), MS(hist_percentile(last, 50)), MS(hist_percentile(last, 99)), MS(last->max),
-                    host_cpu, per_delivery_us, rate_out, span, gen1 - gen0, load, opt.update_bytes, opt.inflight);
+                    host_cpu, per_delivery_us, rate_out, span, gen1 - gen0, load, opt.update_bytes, opt.inflight,
+                    host_count, rss_peak);
             fclose(j);
         }
     }
