@@ -629,8 +629,8 @@ static void publish(int count) {
 
 // ---------------------------------------------------------------------------
 
-static void usage(void) {
-    fprintf(stderr,
+static void usage(int code) {
+    fprintf(code == 0 ? stdout : stderr,
             "usage: loadgen [--host BIN] [--viewers N] [--data-bytes B] [--rate HZ | --throughput]\n"
             "               [--duration S] [--inflight W] [--update-bytes B] [--hosts H] [--connect-parallel P]\n"
             "               [--connect-timeout S] [--drain-timeout S] [--json FILE] [--label TEXT] [--quiet]\n"
@@ -638,7 +638,7 @@ static void usage(void) {
             "  --hosts H: H separate host processes, viewers spread over them, every update to each\n"
             "             (an upper bound for what H service threads could gain)\n"
             "       loadgen --header     (prints the table header that rows line up with)\n");
-    exit(2);
+    exit(code);
 }
 
 static void print_header(void) {
@@ -651,7 +651,7 @@ static void parse_args(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEXT() do { if (!v) usage(); i++; } while (0)
+#define NEXT() do { if (!v) usage(2); i++; } while (0)
         if (!strcmp(a, "--")) { opt.host_extra = argv + i + 1; opt.host_extra_count = argc - i - 1; break; }
         else if (!strcmp(a, "--host")) { NEXT(); opt.host_bin = v; }
         else if (!strcmp(a, "--viewers")) { NEXT(); opt.viewers = atoi(v); }
@@ -669,7 +669,8 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--label")) { NEXT(); opt.label = v; }
         else if (!strcmp(a, "--quiet")) { opt.quiet = 1; }
         else if (!strcmp(a, "--header")) { print_header(); exit(0); }
-        else usage();
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) usage(0);
+        else usage(2);
 #undef NEXT
     }
     if (opt.viewers < 1 || opt.viewers > MAX_VIEWERS) die(2, "--viewers must be 1…%d", MAX_VIEWERS);
