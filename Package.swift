@@ -29,6 +29,7 @@ let package = Package(
             pkgConfig: "libwebsockets",
             providers: [.apt(["libwebsockets-dev"])]
         ),
+        .systemLibrary(name: "CQRencode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         .target(
             name: "Envelope",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
@@ -59,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "statecast-host",
             dependencies: [
-                "HostBroadcaster", "Envelope",
+                "HostBroadcaster", "Envelope", "CQRencode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["HostBroadcaster", "ViewerClient", "Envelope"],
-            exclude: ["python"],
+            exclude: ["python", "js"],
             swiftSettings: swiftSettings
         ),
     ]

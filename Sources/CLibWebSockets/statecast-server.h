@@ -18,6 +18,8 @@ typedef struct statecast_server_params {
     unsigned int handshake_timeout_secs;
     lws_callback_function *callback;
     void *user;                     // lws_context_user()
+    const char *tls_cert_path;      // PEM certificate (chain); NULL: plain ws:// and http://
+    const char *tls_key_path;       // PEM private key
 } statecast_server_params;
 
 /// A running server: the context plus the tables lws keeps pointers to.
@@ -62,6 +64,11 @@ static inline statecast_server *statecast_server_create(const statecast_server_p
     info.vhost_name = "statecast";
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (p->ipv4_only) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (p->tls_cert_path && p->tls_key_path) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = p->tls_cert_path;
+        info.ssl_private_key_filepath = p->tls_key_path;
+    }
 
     s->context = lws_create_context(&info);
     if (!s->context) { free(s); return NULL; }
@@ -94,6 +101,11 @@ typedef struct statecast_pss {
     uint8_t ping_due;            // send a ping on the next writeable
     uint8_t closing;             // close with 1001 on the next writeable
     uint8_t awaiting_write;      // a writeable callback is already requested
+    uint8_t is_sse;              // a Server-Sent Events viewer (GET /events)
+    uint8_t resume_pending;      // resume from next_seq - 1 on the next writeable
+    uint8_t preamble_due;        // SSE: send "retry:" before the first event
+    int64_t last_write_us;       // SSE: when we last wrote (keepalive comments)
+    uint8_t is_echo;             // the opt-in echo endpoint (not a viewer)
     unsigned char *http_body;    // HTTP response body (malloc), for HTTP_WRITEABLE
     size_t http_body_len;
 } statecast_pss;
@@ -148,6 +160,84 @@ static inline int statecast_write_raw(struct lws *wsi, unsigned char *frames, si
 static inline int statecast_write_http_final(struct lws *wsi, unsigned char *payload, size_t len) {
     return lws_write(wsi, payload, len, LWS_WRITE_HTTP_FINAL);
 }
+
+/// Response head of a Server-Sent Events stream: no length, no caching, no
+/// proxy buffering, readable from any origin (`allow_origin`).
+static inline int statecast_http_write_sse_headers(struct lws *wsi, const char *allow_origin,
+                                                   unsigned char *start, unsigned char *end) {
+    unsigned char *p = start;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end))
+        return 1;
+    if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-cache", 8, &p, end))
+        return 1;
+    if (lws_add_http_header_by_name(wsi, (unsigned char *)"x-accel-buffering:", (unsigned char *)"no", 2, &p, end))
+        return 1;
+    if (allow_origin && lws_add_http_header_by_name(wsi, (unsigned char *)"access-control-allow-origin:",
+                                                    (unsigned char *)allow_origin, (int)strlen(allow_origin), &p, end))
+        return 1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    lws_http_mark_sse(wsi);
+    return 0;
+}
+
+static inline int statecast_write_http(struct lws *wsi, unsigned char *payload, size_t len) {
+    return lws_write(wsi, payload, len, LWS_WRITE_HTTP);
+}
+
+/// Copies the value of query argument `name` ("since=") into buf; returns its length or -1.
+static inline int statecast_query_arg(struct lws *wsi, const char *name, char *buf, int len) {
+    const char *value = lws_get_urlarg_by_name(wsi, name, buf, len);
+    if (!value) return -1;
+    size_t n = strlen(value);
+    memmove(buf, value, n + 1);
+    return (int)n;
+}
+
+/// Copies the value of a request header by its lower-case name with colon ("last-event-id:").
+static inline int statecast_custom_header(struct lws *wsi, const char *name, char *buf, int len) {
+    int n = lws_hdr_custom_length(wsi, name, (int)strlen(name));
+    if (n <= 0 || n >= len) return -1;
+    return lws_hdr_custom_copy(wsi, buf, len, name, (int)strlen(name));
+}
+
+/// Writes raw bytes as the HTTP response head (and body): for refusals before an upgrade.
+static inline int statecast_write_http_raw(struct lws *wsi, unsigned char *payload, size_t len) {
+    return lws_write(wsi, payload, len, LWS_WRITE_HTTP_HEADERS);
+}
+
+static inline int statecast_write_binary(struct lws *wsi, unsigned char *payload, size_t len) {
+    return lws_write(wsi, payload, len, LWS_WRITE_BINARY);
+}
+
+/// Copies header `token` into buf; returns its length or -1 when absent.
+static inline int statecast_header(struct lws *wsi, enum lws_token_indexes token, char *buf, int len) {
+    int n = lws_hdr_total_length(wsi, token);
+    if (n <= 0 || n >= len) return -1;
+    return lws_hdr_copy(wsi, buf, len, token);
+}
+
+static inline int statecast_header_authorization(void) { return WSI_TOKEN_HTTP_AUTHORIZATION; }
+static inline int statecast_header_origin(void) { return WSI_TOKEN_ORIGIN; }
+static inline int statecast_header_ws_key(void) { return WSI_TOKEN_KEY; }
+static inline int statecast_header_ws_version(void) { return WSI_TOKEN_VERSION; }
+static inline int statecast_header_get_uri(void) { return WSI_TOKEN_GET_URI; }
+
+/// The request method as lws parsed it ("GET", "POST", … or "OTHER").
+static inline const char *statecast_http_method(struct lws *wsi) {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) return "GET";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI)) return "POST";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI)) return "OPTIONS";
+#if defined(LWS_WITH_HTTP_UNCOMMON_HEADERS)
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI)) return "PUT";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI)) return "PATCH";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI)) return "DELETE";
+#endif
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI)) return "HEAD";
+    return "OTHER";
+}
+
+static inline int statecast_frame_is_binary(struct lws *wsi) { return lws_frame_is_binary(wsi); }
 
 /// The request's path for LWS_CALLBACK_HTTP is the `in` argument; the method:
 static inline int statecast_http_is_get(struct lws *wsi) {

@@ -39,18 +39,24 @@ public struct DebounceStateMachine<Instant: InstantProtocol>: Sendable where Ins
     public let maxWait: Duration?
 
     /// The batch collected so far, if any.
-    public private(set) var pending: SessionChange?
+    @inlinable public var pending: SessionChange? { _pending }
     /// When the driver's timer is armed for (the last `.schedule(at:)` not yet
     /// answered by ``timerFired(at:)``), or `nil` when no timer should run.
-    public private(set) var armedTimer: Instant?
+    @inlinable public var armedTimer: Instant? { _armedTimer }
 
-    private var firstChange: Instant?
-    private var lastChange: Instant?
+    // Inlinable, so that a driver in another module gets code specialised
+    // for its clock instead of generic code looking up type metadata on
+    // every change.
+    @usableFromInline var _pending: SessionChange?
+    @usableFromInline var _armedTimer: Instant?
+    @usableFromInline var firstChange: Instant?
+    @usableFromInline var lastChange: Instant?
 
     /// A machine emitting `interval` after the last change, and at the latest
     /// `maxWait` after the first change of a batch.
     ///
     /// Negative durations count as zero; zero for either disables debouncing.
+    @inlinable
     public init(interval: Duration, maxWait: Duration?) {
         self.interval = max(interval, .zero)
         self.maxWait = maxWait.map { max($0, .zero) }
@@ -59,13 +65,15 @@ public struct DebounceStateMachine<Instant: InstantProtocol>: Sendable where Ins
     /// Whether every change is emitted as soon as it is submitted (`interval`
     /// or `maxWait` is zero). Then ``submit(_:at:)`` only ever returns `.emit`
     /// or `.none`; otherwise it never returns `.emit`.
+    @inlinable
     public var emitsImmediately: Bool {
         interval == .zero || maxWait == .zero
     }
 
     /// When the pending batch is due, or `nil` if nothing is pending.
+    @inlinable
     public var deadline: Instant? {
-        guard pending != nil, let firstChange, let lastChange else { return nil }
+        guard _pending != nil, let firstChange, let lastChange else { return nil }
         let quiet = lastChange.advanced(by: interval)
         guard let maxWait else { return quiet }
         return min(quiet, firstChange.advanced(by: maxWait))
@@ -76,27 +84,28 @@ public struct DebounceStateMachine<Instant: InstantProtocol>: Sendable where Ins
     /// Returns `.emit` right away when debouncing is disabled, `.schedule(at:)`
     /// when the timer must be armed (first change of a batch, or a deadline
     /// earlier than the armed timer), else `.none`. Empty changes are ignored.
+    @inlinable
     public mutating func submit(_ change: SessionChange, at now: Instant) -> Action {
         guard !change.isEmpty else { return .none }
         if emitsImmediately {
-            let batch = pending.map { $0.merging(change) } ?? change
+            let batch = _pending.map { $0.merging(change) } ?? change
             resetBatch()
             return .emit(batch)
         }
-        if pending == nil {
-            pending = change
+        if _pending == nil {
+            _pending = change
             firstChange = now
             lastChange = now
         } else {
-            pending!.merge(change)
+            _pending!.merge(change)
             // max: tolerate an instant read out of order by a concurrent caller.
             lastChange = lastChange.map { max($0, now) } ?? now
         }
         let due = deadline!
-        if let armedTimer, armedTimer <= due {
+        if let _armedTimer, _armedTimer <= due {
             return .none  // the armed timer fires first and reschedules
         }
-        armedTimer = due
+        _armedTimer = due
         return .schedule(at: due)
     }
 
@@ -105,14 +114,15 @@ public struct DebounceStateMachine<Instant: InstantProtocol>: Sendable where Ins
     /// Returns `.emit` with the batch if its deadline has passed,
     /// `.schedule(at:)` with the real deadline if changes arrived since the
     /// timer was armed, or `.none` if nothing is pending (flushed or cancelled).
+    @inlinable
     public mutating func timerFired(at now: Instant) -> Action {
-        armedTimer = nil
+        _armedTimer = nil
         guard let due = deadline, let batch = pending else { return .none }
         if now >= due {
             resetBatch()
             return .emit(batch)
         }
-        armedTimer = due
+        _armedTimer = due
         return .schedule(at: due)
     }
 
@@ -120,6 +130,7 @@ public struct DebounceStateMachine<Instant: InstantProtocol>: Sendable where Ins
     ///
     /// An armed timer stays armed; when it fires with nothing pending,
     /// ``timerFired(at:)`` returns `.none`.
+    @inlinable
     public mutating func flush() -> SessionChange? {
         let batch = pending
         resetBatch()
@@ -128,13 +139,15 @@ public struct DebounceStateMachine<Instant: InstantProtocol>: Sendable where Ins
 
     /// Drops the pending batch and disarms the timer: the driver cancels its
     /// timer and does not call ``timerFired(at:)`` for it.
+    @inlinable
     public mutating func cancel() {
         resetBatch()
-        armedTimer = nil
+        _armedTimer = nil
     }
 
-    private mutating func resetBatch() {
-        pending = nil
+    @inlinable
+    mutating func resetBatch() {
+        _pending = nil
         firstChange = nil
         lastChange = nil
     }

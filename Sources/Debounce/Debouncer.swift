@@ -1,8 +1,7 @@
-import Synchronization
-
 /// Runs a ``DebounceStateMachine`` on an injected clock, from any thread.
 ///
-/// Every change submitted lands in exactly one emission. Emissions are
+/// Every change submitted lands in exactly one emission, unless ``cancel()``
+/// drops it or it is empty. Emissions are
 /// delivered one at a time and in order: `onEmit` is never called twice
 /// concurrently, and a later batch is never delivered before an earlier one.
 /// A timed emission runs `onEmit` on a task; ``flush()`` and, with
@@ -21,28 +20,38 @@ import Synchronization
 /// debouncer.submit(.config(["speed": .double(1.5)]))
 /// ```
 ///
-/// `onEmit` must not call ``flush()``, nor ``submit(_:)`` on a debouncer that
-/// emits immediately: emissions are serialised by a lock that the callback
-/// runs under, and that would deadlock. Submitting with a positive interval
-/// from `onEmit` is fine.
+/// `onEmit` runs under the lock that serialises emissions, so it must not
+/// call ``flush()``, nor ``submit(_:)`` on a debouncer that emits
+/// immediately (the lock is not recursive). Submitting to a debouncer with a
+/// positive interval, and ``cancel()``, are fine from `onEmit`.
 public final class Debouncer<C: Clock>: Sendable where C.Duration == Duration {
-    private struct State {
-        var machine: DebounceStateMachine<C.Instant>
+    // `submit` and `flush` are inlinable, with what they touch, so that a
+    // caller in another module gets code specialised for its clock instead of
+    // generic code looking up type metadata on every change.
+
+    @usableFromInline
+    struct State: Sendable {
+        @usableFromInline var machine: DebounceStateMachine<C.Instant>
         /// The one timer task, while the machine has a timer armed.
-        var timer: Task<Void, Never>?
+        @usableFromInline var timer: Task<Void, Never>?
         /// Identifies `timer`; a task whose generation is stale just exits.
-        var timerGeneration: UInt64 = 0
+        @usableFromInline var timerGeneration: UInt64 = 0
+
+        @inlinable
+        init(machine: DebounceStateMachine<C.Instant>) {
+            self.machine = machine
+        }
     }
 
-    private let clock: C
-    private let onEmit: @Sendable (SessionChange) -> Void
-    private let emitsImmediately: Bool
-    private let state: Mutex<State>
+    @usableFromInline let clock: C
+    @usableFromInline let onEmit: @Sendable (SessionChange) -> Void
+    @usableFromInline let emitsImmediately: Bool
+    @usableFromInline let state: Locked<State>
     /// Held while a batch is taken from the machine and handed to `onEmit`,
     /// so emissions never overlap and arrive in the order they were taken.
     /// Lock order: `delivery` before `state`; `state` is never held during
     /// `onEmit`, so submitters with debouncing on never wait for delivery.
-    private let delivery = Mutex<Void>(())
+    @usableFromInline let delivery = Locked<Void>(())
 
     /// A debouncer emitting `interval` after the last change (250 ms by
     /// default), at the latest `maxWait` after the first change of a batch,
@@ -57,7 +66,7 @@ public final class Debouncer<C: Clock>: Sendable where C.Duration == Duration {
         self.clock = clock
         self.onEmit = onEmit
         self.emitsImmediately = machine.emitsImmediately
-        self.state = Mutex(State(machine: machine))
+        self.state = Locked(State(machine: machine))
     }
 
     deinit {
@@ -66,6 +75,7 @@ public final class Debouncer<C: Clock>: Sendable where C.Duration == Duration {
 
     /// Adds a change to the pending batch (or, with debouncing disabled,
     /// emits it before returning). Empty changes are ignored.
+    @inlinable
     public func submit(_ change: SessionChange) {
         if emitsImmediately {
             // Take the batch and deliver it in one go, without touching tasks.
@@ -98,6 +108,7 @@ public final class Debouncer<C: Clock>: Sendable where C.Duration == Duration {
     /// When it returns, every change submitted before the call has been
     /// delivered to `onEmit` (an emission already under way on another thread
     /// is waited for), unless ``cancel()`` dropped it.
+    @inlinable
     public func flush() {
         delivery.withLock { _ in
             if let batch = state.withLock({ $0.machine.flush() }) { onEmit(batch) }
@@ -123,7 +134,8 @@ public final class Debouncer<C: Clock>: Sendable where C.Duration == Duration {
     // MARK: - Timer
 
     /// Must be called with `state` locked.
-    private func startTimer(until deadline: C.Instant, generation: UInt64) -> Task<Void, Never> {
+    @usableFromInline
+    func startTimer(until deadline: C.Instant, generation: UInt64) -> Task<Void, Never> {
         Task { [weak self, clock] in
             var deadline = deadline
             while true {

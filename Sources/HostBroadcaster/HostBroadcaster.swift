@@ -39,7 +39,12 @@ public final class HostBroadcaster: Sendable {
 
     deinit { stop() }
 
-    /// Binds and starts serving `initial` (its seq is 1). Returns once listening.
+    /// Binds and starts serving `initial`. Returns once listening.
+    ///
+    /// The initial state's seq is ``HostConfiguration/initialSeq`` or, by
+    /// default, the wall-clock time in milliseconds, so seqs of a later run are
+    /// higher than any of an earlier one and a stale SSE `Last-Event-ID` can never
+    /// be mistaken for a recent one.
     ///
     /// - Throws: ``HostError`` when the port is taken or the address cannot be bound.
     public func start(initial: Session) throws(HostError) {
@@ -47,7 +52,7 @@ public final class HostBroadcaster: Sendable {
         let started: Result<(ServiceCore, DispatchSemaphore), HostError> = lifecycle.withLock { state in
             guard case .idle = state else { return .failure(.alreadyStarted) }
             LibWebSocketsLog.install(logger: logger)
-            let shared = HostShared(session: initial, seq: 1)
+            let shared = HostShared(session: initial, seq: configuration.initialSeq ?? Self.wallClockSeq(), epoch: Self.makeEpoch())
             let core = ServiceCore(shared: shared, configuration: configuration, logger: logger)
             let ready = DispatchSemaphore(value: 0)
             let finished = DispatchSemaphore(value: 0)
@@ -106,6 +111,9 @@ public final class HostBroadcaster: Sendable {
         return core.shared.status(clientCount: core.clientCount.load(ordering: .relaxed))
     }
 
+    /// This run's epoch (a random id; it changes with every start).
+    public var epoch: String? { runningCore?.shared.epoch }
+
     /// The state as of the newest broadcast (what a newcomer receives).
     public var session: Session? {
         runningCore?.shared.latest().1
@@ -118,12 +126,36 @@ public final class HostBroadcaster: Sendable {
         }
     }
 
+    static func wallClockSeq() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    /// 16 random hex digits.
+    static func makeEpoch() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(format: "%016llx", generator.next() as UInt64)
+    }
+
     private func validate(_ configuration: HostConfiguration) throws(HostError) {
         guard (0...65535).contains(configuration.port) else {
             throw .invalidConfiguration("port \(configuration.port) is out of range; give --port a number from 0 to 65535")
         }
         guard configuration.pingTimeout > configuration.pingInterval else {
             throw .invalidConfiguration("the ping timeout must be longer than the ping interval; raise --ping-timeout-s or lower --ping-interval-s")
+        }
+        if (configuration.tlsCertificatePath == nil) != (configuration.tlsKeyPath == nil) {
+            throw .invalidConfiguration("TLS needs both a certificate and a key; give --tls-cert and --tls-key together")
+        }
+        for path in [configuration.tlsCertificatePath, configuration.tlsKeyPath].compactMap({ $0 }) {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw .invalidConfiguration("cannot read \(path); check the path given with --tls-cert / --tls-key")
+            }
+        }
+        if let token = configuration.token, token.isEmpty {
+            throw .invalidConfiguration("the token is empty; give a non-empty --token or leave it out")
+        }
+        if let maxClients = configuration.maxClients, maxClients < 1 {
+            throw .invalidConfiguration("--max-clients must be at least 1, got \(maxClients)")
         }
         guard configuration.pingInterval >= .seconds(1) else {
             throw .invalidConfiguration("the ping interval must be at least 1 second; raise --ping-interval-s")
@@ -133,6 +165,9 @@ public final class HostBroadcaster: Sendable {
     /// lws only says "no"; find out whether the port is taken.
     private func diagnoseBindFailure() -> HostError {
         let port = configuration.port
+        if configuration.tlsCertificatePath != nil, !NetworkInterfaces.isPortInUse(port, address: configuration.bindAddress) {
+            return .invalidConfiguration("TLS could not start; check that --tls-cert and --tls-key are a matching PEM certificate and key")
+        }
         if NetworkInterfaces.isPortInUse(port, address: configuration.bindAddress) {
             return .portInUse(port)
         }

@@ -22,9 +22,12 @@ final class HostShared: Sendable {
     }
 
     private let state: Mutex<State>
+    /// This run's id: sent in every session_update; a resume naming another epoch gets the full state.
+    let epoch: String
 
-    init(session: Session, seq: Int64) {
+    init(session: Session, seq: Int64, epoch: String) {
         state = Mutex(State(seq: seq, session: session))
+        self.epoch = epoch
     }
 
     /// Applies `payload`, assigns the next seq, encodes once and queues it.
@@ -37,8 +40,8 @@ final class HostShared: Sendable {
             case .configUpdate(let changes):
                 for (key, value) in changes { state.session.config[key] = value }
             }
-            let bytes = Envelope(payload, seq: state.seq).encoded()
             let isFull = if case .sessionUpdate = payload { true } else { false }
+            let bytes = Envelope(payload, seq: state.seq, epoch: isFull ? epoch : nil).encoded()
             let message = OutgoingMessage(seq: state.seq, isFullState: isFull, bytes: bytes)
             if let context = state.context {
                 state.inbox.append(message)
@@ -48,11 +51,13 @@ final class HostShared: Sendable {
         }
     }
 
-    func takeInbox() -> ([OutgoingMessage], Bool) {
+    /// The queued messages, whether a stop was asked for, and the newest seq,
+    /// all at one instant (so the seq matches the last message taken).
+    func takeInbox() -> (messages: [OutgoingMessage], stopRequested: Bool, latestSeq: Int64) {
         state.withLock { state in
             let messages = state.inbox
             state.inbox.removeAll(keepingCapacity: true)
-            return (messages, state.stopRequested)
+            return (messages, state.stopRequested, state.seq)
         }
     }
 

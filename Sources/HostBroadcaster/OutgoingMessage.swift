@@ -8,7 +8,8 @@ import CLibWebSockets
 final class OutgoingMessage: @unchecked Sendable {
     // @unchecked: `storage` is written once in init (on the producer thread, before
     // the message is handed over under the inbox Mutex) and afterwards only the
-    // service thread reads it and lets lws write into the headroom.
+    // service thread reads it and lets lws write into the headroom. `sse` is
+    // created and read on the service thread only.
     let seq: Int64
     let isFullState: Bool
     let payloadCount: Int
@@ -55,4 +56,29 @@ final class OutgoingMessage: @unchecked Sendable {
 
     /// The payload as bytes (tests and HTTP).
     var bytes: [UInt8] { Array(UnsafeRawBufferPointer(rebasing: storage[Self.headroom...])) }
+
+    /// The same envelope as one Server-Sent Event, made on first use and then
+    /// shared by every SSE viewer (service thread only).
+    var serverSentEvent: OutgoingMessage {
+        if let sse { return sse }
+        let made = OutgoingMessage(seq: seq, isFullState: isFullState, bytes: Self.renderEvent(envelope: bytes, seq: seq, isFullState: isFullState))
+        sse = made
+        return made
+    }
+    private var sse: OutgoingMessage?
+
+    /// `event: TYPE` / `id: SEQ` / `data: PAYLOAD`: the payload is cut out of the
+    /// envelope's bytes (the encoder writes `payload` last; compact JSON has no
+    /// raw newlines, so it fits one `data:` line).
+    static func renderEvent(envelope: [UInt8], seq: Int64, isFullState: Bool) -> [UInt8] {
+        let marker = Array(#""payload":"#.utf8)
+        var payload = ArraySlice<UInt8>()
+        if let range = envelope.firstRange(of: marker), envelope.last == UInt8(ascii: "}") {
+            payload = envelope[range.upperBound..<(envelope.endIndex - 1)]
+        }
+        var out = Array("event: \(isFullState ? "session_update" : "config_update")\nid: \(seq)\ndata: ".utf8)
+        out.append(contentsOf: payload)
+        out.append(contentsOf: [10, 10])
+        return out
+    }
 }

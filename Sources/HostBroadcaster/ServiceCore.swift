@@ -19,6 +19,10 @@ final class ServiceCore: @unchecked Sendable {
     let configuration: HostConfiguration
     let logger: Logger
     let heartbeat: Heartbeat
+    let sseKeepaliveMicros: Int64
+    let access: AccessPolicy
+    /// Open connections on the opt-in echo endpoint, with what they still have to echo.
+    var echoes: [OpaquePointer: EchoState] = [:]
     let clientCount = Atomic<Int>(0)
 
     var server: UnsafeMutablePointer<statecast_server>?
@@ -41,6 +45,8 @@ final class ServiceCore: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         heartbeat = Heartbeat(pingInterval: configuration.pingInterval, timeout: configuration.pingTimeout)
+        sseKeepaliveMicros = max(100_000, Heartbeat.micros(configuration.sseKeepaliveInterval))
+        access = AccessPolicy(token: configuration.token, allowedOrigins: configuration.allowedOrigins, maxClients: configuration.maxClients)
         log = MessageLog(maxBytes: configuration.maxViewerBacklogBytes, maxCount: configuration.maxViewerBacklogCount)
         sweepTimer = .allocate(capacity: 1)
         pollTimer = .allocate(capacity: 1)
@@ -72,7 +78,11 @@ final class ServiceCore: @unchecked Sendable {
         let ipv4Only = bind.map { $0 == "0.0.0.0" || $0.allSatisfy { $0.isNumber || $0 == "." } } ?? false
         let listenAddress = (bind == "0.0.0.0") ? nil : bind
         let created: UnsafeMutablePointer<statecast_server>? = withOptionalCString(listenAddress) { address in
+          withOptionalCString(configuration.tlsCertificatePath) { certificate in
+           withOptionalCString(configuration.tlsKeyPath) { key in
             var params = statecast_server_params()
+            params.tls_cert_path = certificate
+            params.tls_key_path = key
             params.bind_address = address
             params.port = Int32(configuration.port)
             params.ipv4_only = ipv4Only ? 1 : 0
@@ -86,6 +96,8 @@ final class ServiceCore: @unchecked Sendable {
             params.callback = hostCallback
             params.user = unmanaged
             return statecast_server_create(&params)
+           }
+          }
         }
         guard let created else { return nil }
         server = created
@@ -118,11 +130,14 @@ final class ServiceCore: @unchecked Sendable {
     // MARK: Inbox
 
     /// Takes what producers queued: new broadcasts and a stop request.
-    func drainInbox() {
-        let (messages, stopRequested) = shared.takeInbox()
+    /// Returns the newest seq, which the log now holds (unless no update was ever sent).
+    @discardableResult
+    func drainInbox() -> Int64 {
+        let (messages, stopRequested, latestSeq) = shared.takeInbox()
         for message in messages { log.append(message) }
         if !messages.isEmpty { wakeViewersWithWork() }
         if stopRequested && !stopping { beginStop() }
+        return latestSeq
     }
 
     private func wakeViewersWithWork() {
@@ -130,7 +145,7 @@ final class ServiceCore: @unchecked Sendable {
         for wsi in viewers {
             guard let pss = pss(wsi) else { continue }
             if pss.pointee.awaiting_write == 0, pss.pointee.closing == 0,
-               pss.pointee.needs_full_state != 0 || pss.pointee.next_seq <= last {
+               pss.pointee.needs_full_state != 0 || pss.pointee.resume_pending != 0 || pss.pointee.next_seq <= last {
                 requestWrite(wsi, pss)
             }
         }
@@ -151,10 +166,20 @@ final class ServiceCore: @unchecked Sendable {
 
     // MARK: Viewers
 
-    func viewerEstablished(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) {
+    /// A WebSocket viewer finished its handshake, or an SSE stream started.
+    func viewerEstablished(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, resumeFrom since: Int64?, epoch: String?) {
         pss.pointee.is_viewer = 1
-        pss.pointee.needs_full_state = 1
         pss.pointee.last_heard_us = monotonicMicros()
+        pss.pointee.last_write_us = pss.pointee.last_heard_us
+        // Take what producers queued first, so the log is as new as the seq we compare with.
+        let latestSeq = drainInbox()
+        switch Resume.start(since: since, epoch: epoch, currentEpoch: shared.epoch, latestSeq: latestSeq, log: log) {
+        case .fullState:
+            pss.pointee.needs_full_state = 1
+        case .after(let seq):
+            pss.pointee.next_seq = seq + 1
+            pss.pointee.resume_pending = 1
+        }
         pss.pointee.index = UInt32(viewers.count)
         viewers.append(wsi)
         clientCount.store(viewers.count, ordering: .relaxed)
@@ -175,43 +200,73 @@ final class ServiceCore: @unchecked Sendable {
         clientCount.store(viewers.count, ordering: .relaxed)
     }
 
-    /// One frame per writeable callback: close, ping, full state or the next update.
+    /// One frame per writeable callback: close, ping (SSE: keepalive comment),
+    /// the SSE preamble, a resume batch, the full state or the next update.
     func viewerWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
         pss.pointee.awaiting_write = 0
+        let sse = pss.pointee.is_sse != 0
+        // lws already sent a Close of its own (a protocol error): no data may follow it.
+        if !sse, lws_get_close_length(wsi) != 0 { return -1 }
         if pss.pointee.closing != 0 {
-            statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_GOINGAWAY.rawValue), "host stopping")
+            if !sse { statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_GOINGAWAY.rawValue), "host stopping") }
             return -1
+        }
+        if sse, pss.pointee.preamble_due != 0 {
+            pss.pointee.preamble_due = 0
+            return writeControl(wsi, pss, Self.ssePreamble)
         }
         if pss.pointee.ping_due != 0 {
             pss.pointee.ping_due = 0
+            if sse { return writeControl(wsi, pss, Self.sseKeepalive) }
             let payload = pingBuffer.baseAddress!.advanced(by: OutgoingMessage.headroom).assumingMemoryBound(to: UInt8.self)
             if statecast_write_ping(wsi, payload, 0) < 0 { return -1 }
             if hasWork(pss) { requestWrite(wsi, pss) }
             return 0
         }
-        let message: OutgoingMessage
-        if pss.pointee.needs_full_state != 0 || log.position(of: pss.pointee.next_seq) == .fellBehind {
-            message = currentSnapshot()
-            pss.pointee.needs_full_state = 0
-            pss.pointee.next_seq = message.seq + 1
-        } else if let next = log.message(seq: pss.pointee.next_seq) {
-            if let batched = writeBatch(wsi, pss, from: next) { return batched }
-            message = next
-            pss.pointee.next_seq += 1
-        } else {
-            return 0
-        }
-        let written = statecast_write_text(wsi, message.payload, message.payloadCount)
-        if written < message.payloadCount { return -1 }
+        guard let message = nextMessage(for: pss) else { return 0 }
+        if !sse, let batched = writeBatch(wsi, pss, from: message) { return batched }
+        let frame = sse ? message.serverSentEvent : message
+        let written = sse
+            ? statecast_write_http(wsi, frame.payload, frame.payloadCount)
+            : statecast_write_text(wsi, frame.payload, frame.payloadCount)
+        if written < frame.payloadCount { return -1 }
+        if sse { pss.pointee.last_write_us = monotonicMicros() }
         if hasWork(pss) { requestWrite(wsi, pss) }
         return 0
     }
 
-    /// A viewer two or more updates behind gets them in one write: their ready-made
-    /// frames gathered into `batchBuffer` (at most `batchCapacity` bytes, so what lws
-    /// may have to hold for a slow viewer stays bounded). Nil: send `first` alone.
+    /// What this viewer needs next, moving its cursor past it.
+    private func nextMessage(for pss: UnsafeMutablePointer<statecast_pss>) -> OutgoingMessage? {
+        if pss.pointee.resume_pending != 0 {
+            pss.pointee.resume_pending = 0
+            switch Resume.catchUp(from: pss.pointee.next_seq, log: log) {
+            case .upToDate:
+                return nil
+            case .configs(let changes, let seq):
+                pss.pointee.next_seq = seq + 1
+                let bytes = Envelope(.configUpdate(changes), seq: seq).encoded()
+                return OutgoingMessage(seq: seq, isFullState: false, bytes: bytes)
+            case .fullState:
+                pss.pointee.needs_full_state = 1
+            }
+        }
+        if pss.pointee.needs_full_state != 0 || log.position(of: pss.pointee.next_seq) == .fellBehind {
+            let snapshot = currentSnapshot()
+            pss.pointee.needs_full_state = 0
+            pss.pointee.next_seq = snapshot.seq + 1
+            return snapshot
+        }
+        guard let next = log.message(seq: pss.pointee.next_seq) else { return nil }
+        pss.pointee.next_seq += 1
+        return next
+    }
+
+    /// A WebSocket viewer two or more updates behind gets them in one write: the
+    /// log's ready-made frames from `first` on, gathered into `batchBuffer` (at most
+    /// `batchCapacity` bytes, so what lws may have to hold for a slow viewer stays
+    /// bounded). Nil: `first` is not from the log, or alone; send it the usual way.
     private func writeBatch(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, from first: OutgoingMessage) -> Int32? {
-        guard let last = log.lastSeq, last > first.seq else { return nil }
+        guard let last = log.lastSeq, last > first.seq, log.message(seq: first.seq) === first else { return nil }
         let base = batchBuffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
         var used = 0
         var seq = first.seq
@@ -230,8 +285,19 @@ final class ServiceCore: @unchecked Sendable {
         return 0
     }
 
+    private func writeControl(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, _ message: OutgoingMessage) -> Int32 {
+        if statecast_write_http(wsi, message.payload, message.payloadCount) < message.payloadCount { return -1 }
+        pss.pointee.last_write_us = monotonicMicros()
+        if hasWork(pss) { requestWrite(wsi, pss) }
+        return 0
+    }
+
+    private static let ssePreamble = OutgoingMessage(seq: 0, isFullState: false, bytes: Array("retry: 2000\n\n".utf8))
+    private static let sseKeepalive = OutgoingMessage(seq: 0, isFullState: false, bytes: Array(": keepalive\n\n".utf8))
+
     private func hasWork(_ pss: UnsafeMutablePointer<statecast_pss>) -> Bool {
-        if pss.pointee.needs_full_state != 0 || pss.pointee.ping_due != 0 || pss.pointee.closing != 0 { return true }
+        if pss.pointee.needs_full_state != 0 || pss.pointee.ping_due != 0 || pss.pointee.closing != 0
+            || pss.pointee.resume_pending != 0 || pss.pointee.preamble_due != 0 { return true }
         guard let last = log.lastSeq else { return false }
         return pss.pointee.next_seq <= last
     }
@@ -245,7 +311,7 @@ final class ServiceCore: @unchecked Sendable {
     private func currentSnapshot() -> OutgoingMessage {
         let (seq, session) = shared.latest()
         if let snapshot, snapshot.seq == seq { return snapshot }
-        let bytes = Envelope(.sessionUpdate(session), seq: seq).encoded()
+        let bytes = Envelope(.sessionUpdate(session), seq: seq, epoch: shared.epoch).encoded()
         let message = OutgoingMessage(seq: seq, isFullState: true, bytes: bytes)
         snapshot = message
         return message
@@ -278,7 +344,8 @@ final class ServiceCore: @unchecked Sendable {
 
     private func scheduleSweep() {
         guard let context else { return }
-        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, heartbeat.sweepIntervalMicros)
+        let interval = min(heartbeat.sweepIntervalMicros, max(100_000, sseKeepaliveMicros / 4))
+        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, interval)
     }
 
     private func schedulePoll() {
@@ -291,6 +358,14 @@ final class ServiceCore: @unchecked Sendable {
         let now = monotonicMicros()
         for wsi in viewers {
             guard let pss = pss(wsi) else { continue }
+            if pss.pointee.is_sse != 0 {
+                // SSE clients cannot answer pings; a comment keeps proxies from timing out.
+                if now - pss.pointee.last_write_us >= sseKeepaliveMicros, pss.pointee.ping_due == 0 {
+                    pss.pointee.ping_due = 1
+                    if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
+                }
+                continue
+            }
             let lastPing = pss.pointee.last_ping_us == 0 ? nil : pss.pointee.last_ping_us
             switch heartbeat.action(now: now, lastHeard: pss.pointee.last_heard_us, lastPing: lastPing) {
             case .none:
@@ -325,21 +400,32 @@ final class ServiceCore: @unchecked Sendable {
 
     func httpRequest(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, path: String) -> Int32 {
         let pathOnly = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
-        let status: UInt32
+        var status: UInt32 = 200
+        var contentType = "application/json"
         let body: [UInt8]
         switch pathOnly {
+        case "/events", "/events/":
+            return startEventStream(wsi, pss)
         case "/status", "/status/":
-            status = 200
-            body = shared.status(clientCount: viewers.count).json.encoded()
+            if access.isAuthorized(Self.request(wsi, isUpgrade: false)) {
+                body = shared.status(clientCount: viewers.count).json.encoded()
+            } else {
+                body = Array(#"{"running":true}"#.utf8)
+            }
         default:
-            status = 404
-            body = Array(#"{"error":"not found","paths":["/status"]}"#.utf8)
+            if let asset = StaticAssets.lookup(pathOnly) {
+                contentType = asset.contentType
+                body = asset.body
+            } else {
+                status = 404
+                body = Array(#"{"error":"not found","paths":["/","/statecast.js","/events","/status"]}"#.utf8)
+            }
         }
         var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
         let headerFailed = head.withUnsafeMutableBufferPointer { buffer -> Bool in
             let start = buffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
             let end = buffer.baseAddress!.advanced(by: buffer.count)
-            return statecast_http_write_headers(wsi, status, "application/json", body.count, start, end) != 0
+            return statecast_http_write_headers(wsi, status, contentType, body.count, start, end) != 0
         }
         if headerFailed { return 1 }
         let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: OutgoingMessage.headroom + body.count)
@@ -352,7 +438,47 @@ final class ServiceCore: @unchecked Sendable {
         return 0
     }
 
+    /// `GET /events`: a Server-Sent Events viewer. `Last-Event-ID` (header or
+    /// `?lastEventId=`) resumes like a WebSocket's `?since=`.
+    private func startEventStream(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        if let refusal = access.check(Self.request(wsi, isUpgrade: false), clientCount: viewers.count)
+            ?? capacityRefusal() {
+            writeRefusal(wsi, refusal)
+            return -1
+        }
+        let since = Self.header(wsi, "last-event-id:").flatMap { Int64($0) }
+            ?? Self.queryArgument(wsi, "lastEventId=").flatMap { Int64($0) }
+        var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
+        let failed = head.withUnsafeMutableBufferPointer { buffer -> Bool in
+            let start = buffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
+            let end = buffer.baseAddress!.advanced(by: buffer.count)
+            return statecast_http_write_sse_headers(wsi, "*", start, end) != 0
+        }
+        if failed { return -1 }
+        pss.pointee.is_sse = 1
+        pss.pointee.preamble_due = 1
+        viewerEstablished(wsi, pss, resumeFrom: since, epoch: Self.queryArgument(wsi, "epoch="))
+        return 0
+    }
+
+    /// Query argument `name` ("since=") of the request, if present.
+    static func queryArgument(_ wsi: OpaquePointer, _ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let length = statecast_query_arg(wsi, name, &buffer, Int32(buffer.count))
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Request header `name` (lower case, with colon), if present.
+    static func header(_ wsi: OpaquePointer, _ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let length = statecast_custom_header(wsi, name, &buffer, Int32(buffer.count))
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     func httpWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        if pss.pointee.is_sse != 0 { return viewerWritable(wsi, pss) }
         guard let storage = pss.pointee.http_body else { return 0 }
         let count = pss.pointee.http_body_len
         let written = statecast_write_http_final(wsi, storage + OutgoingMessage.headroom, count)
@@ -367,6 +493,125 @@ final class ServiceCore: @unchecked Sendable {
             pss.pointee.http_body = nil
             pss.pointee.http_body_len = 0
         }
+    }
+
+    // MARK: Admission
+
+    /// `LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`: refuse with a proper HTTP status
+    /// before the upgrade (token, origin, capacity, RFC 6455 rules).
+    func confirmUpgrade(_ wsi: OpaquePointer) -> Int32 {
+        let request = Self.request(wsi, isUpgrade: true)
+        let isEcho = configuration.echoPath != nil && Self.path(wsi) == configuration.echoPath
+        guard let refusal = access.check(request, clientCount: isEcho ? 0 : viewers.count) else { return 0 }
+        logger.debug("refused an upgrade", metadata: ["status": "\(refusal.status)", "path": "\(Redaction.redactingToken(in: Self.uri(wsi)))"])
+        writeRefusal(wsi, refusal)
+        return 1
+    }
+
+    private func capacityRefusal() -> AccessPolicy.Refusal? {
+        guard let max = configuration.maxClients, viewers.count >= max else { return nil }
+        return AccessPolicy.Refusal(status: 503, reason: "Service Unavailable", headers: ["retry-after: 5"],
+                                    body: "the host has as many viewers as it allows\n")
+    }
+
+    /// A complete HTTP/1.1 response written in one go (lws's own status
+    /// helper says HTTP/1.0, which strict clients reject during a handshake).
+    private func writeRefusal(_ wsi: OpaquePointer, _ refusal: AccessPolicy.Refusal) {
+        var text = "HTTP/1.1 \(refusal.status) \(refusal.reason)\r\ncontent-type: text/plain\r\n"
+        text += "content-length: \(refusal.body.utf8.count)\r\nconnection: close\r\n"
+        for header in refusal.headers { text += header + "\r\n" }
+        text += "\r\n" + refusal.body
+        var bytes = [UInt8](repeating: 0, count: OutgoingMessage.headroom)
+        bytes += Array(text.utf8)
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            _ = statecast_write_http_raw(wsi, buffer.baseAddress! + OutgoingMessage.headroom, buffer.count - OutgoingMessage.headroom)
+        }
+    }
+
+    static func request(_ wsi: OpaquePointer, isUpgrade: Bool) -> AccessPolicy.Request {
+        AccessPolicy.Request(
+            method: String(cString: statecast_http_method(wsi)),
+            authorization: header(wsi, statecast_header_authorization()),
+            queryToken: queryArgument(wsi, "token="),
+            origin: header(wsi, statecast_header_origin()),
+            webSocketKey: header(wsi, statecast_header_ws_key()),
+            webSocketVersion: header(wsi, statecast_header_ws_version()),
+            isUpgrade: isUpgrade)
+    }
+
+    static func uri(_ wsi: OpaquePointer) -> String { header(wsi, statecast_header_get_uri()) ?? "" }
+
+    static func path(_ wsi: OpaquePointer) -> String {
+        let uri = uri(wsi)
+        return uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+    }
+
+    static func header(_ wsi: OpaquePointer, _ token: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = statecast_header(wsi, lws_token_indexes(UInt32(token)), &buffer, Int32(buffer.count))
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    // MARK: Echo (opt-in debugging endpoint)
+
+    struct EchoState {
+        var partial: [UInt8] = []
+        var partialIsBinary = false
+        var ready: [(binary: Bool, bytes: [UInt8])] = []
+    }
+
+    func echoEstablished(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) {
+        pss.pointee.is_echo = 1
+        pss.pointee.last_heard_us = monotonicMicros()
+        echoes[wsi] = EchoState()
+    }
+
+    func echoReceived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
+        // Taken out of the dictionary so `partial` is uniquely referenced and
+        // appending a fragment does not copy the whole message so far.
+        guard var state = echoes.removeValue(forKey: wsi) else { return 0 }
+        if lws_is_first_fragment(wsi) != 0 {
+            state.partial.removeAll(keepingCapacity: true)
+            state.partialIsBinary = statecast_frame_is_binary(wsi) != 0
+        }
+        if let input, length > 0 {
+            state.partial.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
+        }
+        if state.partial.count + Int(lws_remaining_packet_payload(wsi)) > configuration.maxIncomingMessageBytes {
+            echoes[wsi] = nil
+            statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE.rawValue), "message too big")
+            return -1
+        }
+        if lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 {
+            state.ready.append((state.partialIsBinary, state.partial))
+            state.partial = []
+            lws_callback_on_writable(wsi)
+        }
+        echoes[wsi] = state
+        return 0
+    }
+
+    func echoWritable(_ wsi: OpaquePointer) -> Int32 {
+        // After libwebsockets has sent a Close of its own (a protocol error its
+        // parser found), 4.1.6 still offers SERVER_WRITEABLE and lws_write still
+        // sends; RFC 6455 §5.5.1 allows no data frame after a Close.
+        if lws_get_close_length(wsi) != 0 {
+            echoes[wsi] = nil
+            return 0
+        }
+        guard var state = echoes[wsi], !state.ready.isEmpty else { return 0 }
+        let (binary, bytes) = state.ready.removeFirst()
+        echoes[wsi] = state
+        var frame = [UInt8](repeating: 0, count: OutgoingMessage.headroom)
+        frame += bytes
+        let written = frame.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            let payload = buffer.baseAddress! + OutgoingMessage.headroom
+            return binary ? statecast_write_binary(wsi, payload, bytes.count) : statecast_write_text(wsi, payload, bytes.count)
+        }
+        if written < bytes.count { return -1 }
+        if !state.ready.isEmpty { lws_callback_on_writable(wsi) }
+        return 0
     }
 
     // MARK: Helpers
@@ -413,17 +658,27 @@ private func hostCallback(
     guard let wsi, let core = core(of: wsi) else { return 0 }
     let pss = user?.assumingMemoryBound(to: statecast_pss.self)
     switch reason {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return core.confirmUpgrade(wsi)
     case LWS_CALLBACK_ESTABLISHED:
-        if let pss { core.viewerEstablished(wsi, pss) }
+        if let pss, let echo = core.configuration.echoPath, ServiceCore.path(wsi) == echo {
+            core.echoEstablished(wsi, pss)
+        } else if let pss {
+            let since = ServiceCore.queryArgument(wsi, "since=").flatMap { Int64($0) }
+            core.viewerEstablished(wsi, pss, resumeFrom: since, epoch: ServiceCore.queryArgument(wsi, "epoch="))
+        }
         return 0
     case LWS_CALLBACK_CLOSED:
+        if let pss, pss.pointee.is_echo != 0 { core.echoes[wsi] = nil }
         if let pss { core.viewerClosed(wsi, pss) }
         return 0
     case LWS_CALLBACK_SERVER_WRITEABLE:
         guard let pss else { return 0 }
+        if pss.pointee.is_echo != 0 { return core.echoWritable(wsi) }
         return core.viewerWritable(wsi, pss)
     case LWS_CALLBACK_RECEIVE:
         guard let pss else { return 0 }
+        if pss.pointee.is_echo != 0 { return core.echoReceived(wsi, input, length: length) }
         return core.viewerReceived(wsi, pss, length: length)
     case LWS_CALLBACK_RECEIVE_PONG:
         if let pss { core.viewerPong(pss) }
@@ -439,7 +694,10 @@ private func hostCallback(
         guard let pss else { return 0 }
         return core.httpWritable(wsi, pss)
     case LWS_CALLBACK_CLOSED_HTTP, LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if let pss { core.freeHTTPBody(pss) }
+        if let pss {
+            core.freeHTTPBody(pss)
+            if reason == LWS_CALLBACK_CLOSED_HTTP { core.viewerClosed(wsi, pss) }
+        }
         return lws_callback_http_dummy(wsi, reason, user, input, length)
     default:
         return lws_callback_http_dummy(wsi, reason, user, input, length)

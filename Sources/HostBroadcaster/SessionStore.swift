@@ -75,7 +75,7 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
         let change: SessionChange? = state.withLock { state in
             var next = state.live
             body(&next)
-            let change = Self.change(from: state.live, to: next)
+            let change = SessionChange(from: state.live, to: next)
             state.live = next
             return change
         }
@@ -136,15 +136,6 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
                 }
             }
             if let payload { publish(payload) }
-        }
-    }
-
-    /// The debounce batch for one edit.
-    static func change(from old: Session, to new: Session) -> SessionChange? {
-        switch SessionDiff(from: old, to: new) {
-        case .nothing: return nil
-        case .configUpdate(let changes): return .config(changes)
-        case .sessionUpdate: return .full
         }
     }
 }

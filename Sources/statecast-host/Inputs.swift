@@ -31,7 +31,7 @@ enum StdinReader {
 /// Reloads the session file on change; an invalid or missing file keeps the last good state.
 enum SessionFileReloader {
     static func watch(path: String, store: SessionStore<ContinuousClock>) -> SessionFileWatcher {
-        let watcher = SessionFileWatcher(path: path) {
+        let reload: @Sendable () -> Void = {
             do throws(SessionFileError) {
                 let session = try SessionFile.load(path)
                 store.replace(session)
@@ -39,9 +39,13 @@ enum SessionFileReloader {
                 Console.warning("\(error.description); still serving the last good state")
             }
         }
+        let watcher = SessionFileWatcher(path: path, onChange: reload)
         if !watcher.start() {
             Console.warning("cannot watch \(path) for changes (inotify unavailable); serving it as it is now")
         }
+        // A save between the first read and the watch would otherwise go unseen;
+        // reading again is harmless (an unchanged state sends nothing).
+        if let session = try? SessionFile.load(path) { store.replace(session) }
         return watcher
     }
 }

@@ -46,6 +46,30 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest message (KiB) a viewer may send; bigger ones close it with 1009.")
     var maxMessageKb: Int = 64
 
+    @Option(help: "Require viewers to present this token (Authorization: Bearer … or ?token=…). Also: STATECAST_TOKEN.")
+    var token: String?
+
+    @Option(help: "Read the token from this file (first line).")
+    var tokenFile: String?
+
+    @Option(help: "Allow browser viewers from this origin only (repeatable, e.g. https://app.example). Default: any origin.")
+    var allowOrigin: [String] = []
+
+    @Option(help: "Most viewers at once; the next upgrade gets HTTP 503.")
+    var maxClients: Int?
+
+    @Option(help: "Serve a WebSocket echo endpoint at this path for debugging (e.g. /echo). Off by default.")
+    var echoPath: String?
+
+    @Option(help: "PEM certificate: serve wss:// and https:// (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
+    @Flag(help: "Print a QR code of the viewer page's LAN URL (http://LANIP:PORT/) for a phone to scan.")
+    var qr = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -60,6 +84,10 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxViewerBufferKb >= 1 else { throw ValidationError("--max-viewer-buffer-kb must be at least 1, got \(maxViewerBufferKb)") }
         guard maxMessageKb >= 1 else { throw ValidationError("--max-message-kb must be at least 1, got \(maxMessageKb)") }
+        if token != nil && tokenFile != nil { throw ValidationError("give either --token or --token-file, not both") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together; give both or neither") }
+        if let maxClients, maxClients < 1 { throw ValidationError("--max-clients must be at least 1, got \(maxClients)") }
+        if let echoPath, !echoPath.hasPrefix("/") { throw ValidationError("--echo-path must start with /, e.g. /echo") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)")
         }
@@ -86,7 +114,21 @@ struct Serve: AsyncParsableCommand {
             initial = DemoSession.initial
         }
 
+        let secret: String?
+        do throws(TokenError) {
+            secret = try resolveToken()
+        } catch {
+            Console.error(error.message)
+            throw ExitCode(2)
+        }
+
         var configuration = HostConfiguration()
+        configuration.token = secret
+        configuration.allowedOrigins = allowOrigin
+        configuration.maxClients = maxClients
+        configuration.echoPath = echoPath
+        configuration.tlsCertificatePath = tlsCert
+        configuration.tlsKeyPath = tlsKey
         configuration.port = port
         configuration.bindAddress = bind
         configuration.clientPollInterval = .milliseconds(clientPollMs)
@@ -109,20 +151,31 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
 
-        let status = host.status
-        Console.out("Serving \"\(initial.name)\" on \(bind):\(status.port)")
-        Console.out("Viewers can connect to:")
-        for address in NetworkInterfaces.lanIPv4Addresses() where bind == "0.0.0.0" || bind == address {
-            Console.out("  ws://\(address):\(status.port)/")
-        }
-        if bind == "0.0.0.0" || bind.hasPrefix("127.") {
-            Console.out("  ws://localhost:\(status.port)/")
-        }
-
+        // Watch before announcing: a change made right after the "Serving" line must not be missed.
         var watcher: SessionFileWatcher?
         if let sessionFile, !noWatch {
             watcher = SessionFileReloader.watch(path: sessionFile, store: store)
         }
+
+        let status = host.status
+        let scheme = tlsCert == nil ? "ws" : "wss"
+        Console.out("Serving \"\(initial.name)\" on \(bind):\(status.port)")
+        Console.out("Viewers can connect to:")
+        for address in NetworkInterfaces.lanIPv4Addresses() where bind == "0.0.0.0" || bind == address {
+            Console.out("  \(scheme)://\(address):\(status.port)/")
+        }
+        if bind == "0.0.0.0" || bind.hasPrefix("127.") {
+            Console.out("  \(scheme)://localhost:\(status.port)/")
+        }
+        let page = tlsCert == nil ? "http" : "https"
+        if let address = NetworkInterfaces.lanIPv4Addresses().first(where: { bind == "0.0.0.0" || bind == $0 }) {
+            Console.out("Browsers: \(page)://\(address):\(status.port)/")
+        } else {
+            Console.out("Browsers: \(page)://localhost:\(status.port)/")
+        }
+        if secret != nil { Console.out("Viewers must present the token (Authorization: Bearer … or ?token=…).") }
+        if qr { ViewerQR.print(bind: bind, port: status.port, secure: tlsCert != nil, token: secret) }
+
         if stdin {
             StdinReader.start(store: store)
         }
@@ -134,6 +187,25 @@ struct Serve: AsyncParsableCommand {
         watcher?.stop()
         store.flush()
         host.stop()
+    }
+}
+
+extension Serve {
+    struct TokenError: Error { let message: String }
+
+    /// --token, else --token-file, else STATECAST_TOKEN.
+    func resolveToken() throws(TokenError) -> String? {
+        if let token { return token }
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                throw TokenError(message: "cannot read the token file \(tokenFile); check the path given with --token-file")
+            }
+            let line = text.split(whereSeparator: \.isNewline).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
+            guard !line.isEmpty else { throw TokenError(message: "the token file \(tokenFile) is empty; put the token on its first line") }
+            return line
+        }
+        if let environment = ProcessInfo.processInfo.environment["STATECAST_TOKEN"], !environment.isEmpty { return environment }
+        return nil
     }
 }
 

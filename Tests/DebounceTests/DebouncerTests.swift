@@ -37,9 +37,10 @@ struct DebouncerTests {
         let debouncer = Debouncer(interval: .milliseconds(250), clock: clock, onEmit: log.record)
 
         for i in 0..<3 {
+            if i > 0 { await clock.advance(by: .milliseconds(50)) }  // 300 ms after the previous change
             debouncer.submit(value(i))
             await waitForSleeper(clock)
-            await clock.advance(by: .milliseconds(300))
+            await clock.advance(by: .milliseconds(250))
             await log.wait(forCount: i + 1)
         }
         #expect(log.entries == [
@@ -196,10 +197,40 @@ struct DebouncerTests {
         #expect(log.count == 0)
     }
 
+    @Test func onEmitMaySubmitTheNextChange() async {
+        let clock = ManualClock()
+        let log = EmissionLog(clock: clock)
+        let debouncer = Locked<Debouncer<ManualClock>?>(nil)
+        let made = Debouncer(clock: clock) { change in
+            log.record(change)
+            if change == value(1) {
+                debouncer.withLock { $0 }?.submit(value(2))
+            }
+        }
+        debouncer.withLock { $0 = made }
+
+        made.submit(value(1))
+        await waitForSleeper(clock)
+        await clock.advance(by: .milliseconds(250))
+        await log.wait(forCount: 1)
+        await waitForSleeper(clock)  // the change submitted from onEmit armed a new timer
+        await clock.advance(by: .milliseconds(250))
+        await log.wait(forCount: 2)
+        #expect(log.entries == [.init(change: value(1), at: at(250)), .init(change: value(2), at: at(500))])
+        debouncer.withLock { $0 = nil }
+    }
+
+    @Test func continuousClockConvenienceWithZeroInterval() {
+        let log = Locked<[SessionChange]>([])
+        let debouncer = Debouncer(interval: .zero) { change in log.withLock { $0.append(change) } }
+        debouncer.submit(value(1))
+        #expect(log.withLock { $0 } == [value(1)])
+    }
+
     @Test(arguments: [Duration.zero, .milliseconds(250)])
     func concurrentSubmittersLoseNothingAndEmissionsStayOrdered(interval: Duration) async {
         let clock = ManualClock()
-        let log = EmissionLog(clock: clock)
+        let log = EmissionLog(clock: clock, yieldWhileRecording: true)
         let debouncer = Debouncer(interval: interval, clock: clock, onEmit: log.record)
         let threads = 8
         let changesPerThread = 1_000

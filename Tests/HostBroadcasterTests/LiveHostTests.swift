@@ -11,6 +11,7 @@ import Testing
         var configuration = HostConfiguration()
         configuration.bindAddress = "127.0.0.1"
         configuration.port = 0
+        configuration.initialSeq = 1
         adjust(&configuration)
         let host = HostBroadcaster(configuration: configuration, logger: Logger(label: "test"))
         try host.start(initial: initial)
@@ -26,7 +27,7 @@ import Testing
         defer { host.stop() }
         let viewer = try RawWebSocket(port: host.status.port)
         let first = try envelope(try viewer.readText())
-        #expect(first == Envelope(.sessionUpdate(initial), seq: 1))
+        #expect(first == Envelope(.sessionUpdate(initial), seq: 1, epoch: host.epoch))
     }
 
     @Test func broadcastReachesEveryViewerInSeqOrderAndNewcomersGetTheLatestState() throws {
@@ -44,7 +45,7 @@ import Testing
         let newcomer = try RawWebSocket(port: host.status.port)
         var expected = initial
         expected.config = ["speed": 2, "mode": "square"]
-        #expect(try envelope(try newcomer.readText()) == Envelope(.sessionUpdate(expected), seq: 3))
+        #expect(try envelope(try newcomer.readText()) == Envelope(.sessionUpdate(expected), seq: 3, epoch: host.epoch))
     }
 
     @Test func statusReportsViewersAndUnknownPathsAre404() throws {

@@ -25,9 +25,14 @@ final class RawWebSocket {
 
     /// A plain HTTP GET; returns status line and body.
     static func httpGet(port: Int, path: String) throws -> (status: String, body: String) {
-        let fd = try connect(port: port, timeoutSeconds: 5)
+        try rawRequest(port: port, text: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    }
+
+    /// Sends `text` as is and reads until the server closes (or 1 s of silence after a 101).
+    static func rawRequest(port: Int, text: String) throws -> (status: String, body: String) {
+        let fd = try connect(port: port, timeoutSeconds: 2)
         defer { close(fd) }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array(text.utf8)
         _ = request.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
@@ -35,6 +40,7 @@ final class RawWebSocket {
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count <= 0 { break }
             received += chunk[0..<count]
+            if received.starts(with: Array("HTTP/1.1 101".utf8)), received.firstRange(of: [13, 10, 13, 10] as [UInt8]) != nil { break }
         }
         let text = String(decoding: received, as: UTF8.self)
         let parts = text.components(separatedBy: "\r\n\r\n")

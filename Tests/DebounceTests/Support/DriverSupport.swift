@@ -1,5 +1,5 @@
 import Clocks
-import Debounce
+@testable import Debounce
 import Foundation
 import Synchronization
 import Testing
@@ -20,12 +20,18 @@ final class EmissionLog: Sendable {
     }
 
     private let clock: ManualClock
-    private let recorded = Mutex<[Entry]>([])
+    private let yieldWhileRecording: Bool
+    /// `Locked`, not a bare `Mutex`: see its comment on ThreadSanitizer.
+    private let recorded = Locked<[Entry]>([])
     private let inFlight = Atomic<Int>(0)
     private let overlapping = Atomic<Int>(0)
 
-    init(clock: ManualClock) {
+    /// With `yieldWhileRecording`, each `record` gives up its thread once
+    /// midway, widening the window in which an overlapping or out-of-order
+    /// emission would show.
+    init(clock: ManualClock, yieldWhileRecording: Bool = false) {
         self.clock = clock
+        self.yieldWhileRecording = yieldWhileRecording
     }
 
     /// The `onEmit` callback.
@@ -34,6 +40,7 @@ final class EmissionLog: Sendable {
             overlapping.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
         let now = clock.now
+        if yieldWhileRecording { sched_yield() }
         recorded.withLock { $0.append(Entry(change: change, at: now)) }
         inFlight.wrappingSubtract(1, ordering: .sequentiallyConsistent)
     }
@@ -55,7 +62,7 @@ final class EmissionLog: Sendable {
 /// a broken test: passing tests never wait for real time to pass.
 func waitUntil(
     _ what: String,
-    timeout: Duration = .seconds(20),
+    timeout: Duration = .seconds(10),
     sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () async -> Bool
 ) async {
@@ -78,10 +85,14 @@ func hasSleeper(_ clock: ManualClock) async -> Bool {
 
 /// Waits until the debouncer's timer task sleeps on `clock`.
 ///
-/// Advance the test clock only while the timer sleeps: a timer that registers
-/// its sleep after the clock passed its deadline would fire late. And each
-/// advance should cross at most one timer deadline unless the timer sleeps
-/// again past the target (it re-arms asynchronously).
+/// How to advance the test clock deterministically:
+/// - only while the timer sleeps: a timer that registers its sleep after the
+///   clock passed its deadline would fire late;
+/// - to exactly the instant an emission is expected: the woken timer runs
+///   asynchronously, so `onEmit` sees the clock's time when it runs, which
+///   may already be the target of a longer advance;
+/// - across at most one timer deadline, unless the woken timer sleeps again
+///   past the target (it re-arms asynchronously, after `advance` moved on).
 func waitForSleeper(_ clock: ManualClock, sourceLocation: SourceLocation = #_sourceLocation) async {
     await waitUntil("a timer sleeping on the test clock", sourceLocation: sourceLocation) {
         await hasSleeper(clock)
