@@ -642,9 +642,9 @@ static void usage(int code) {
 }
 
 static void print_header(void) {
-    printf("| viewers |   data | rate     | connect s | RSS before MiB | RSS idle MiB | KiB/viewer | p50 ms | p99 ms | p99.9 ms "
+    printf("| server | viewers |   data | rate     | connect s | RSS before MiB | RSS idle MiB | KiB/viewer | p50 ms | p99 ms | p99.9 ms "
            "| max ms | last p50 ms | last max ms | lost | ooo | host CPU s | CPU us/delivery | deliveries/s | load |\n");
-    printf("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 }
 
 static void parse_args(int argc, char **argv) {
@@ -830,11 +830,12 @@ int main(int argc, char **argv) {
     double kib_per_viewer = (double)(rss_idle - rss_before) / opt.viewers;
 #define MS(x) ((double)(x) / 1e6)
     const char *mode = opt.rate > 0 ? "rate" : "throughput";
+    const char *server = strrchr(opt.host_bin, '/') ? strrchr(opt.host_bin, '/') + 1 : opt.host_bin;
     if (opt.json_path) {
         FILE *j = fopen(opt.json_path, "a");
         if (j) {
             fprintf(j,
-                    "{\"label\":\"%s\",\"mode\":\"%s\",\"viewers\":%d,\"data_bytes\":%d,\"rate_hz\":%g,\"duration_s\":%g,"
+                    "{\"label\":\"%s\",\"server\":\"%s\",\"mode\":\"%s\",\"viewers\":%d,\"data_bytes\":%d,\"rate_hz\":%g,\"duration_s\":%g,"
                     "\"connect_s\":%.3f,\"rss_before_kib\":%ld,\"rss_idle_kib\":%ld,\"kib_per_viewer\":%.2f,"
                     "\"published\":%" PRId64 ",\"expected\":%" PRId64 ",\"delivered\":%" PRIu64 ",\"lost\":%" PRId64
                     ",\"out_of_order\":%" PRIu64 ",\"resyncs\":%" PRIu64 ",\"bad_frames\":%" PRIu64 ","
@@ -843,7 +844,7 @@ int main(int argc, char **argv) {
                     "\"host_cpu_s\":%.2f,\"cpu_us_per_delivery\":%.2f,\"deliveries_per_s\":%.0f,\"span_s\":%.3f,"
                     "\"loadgen_cpu_s\":%.2f,\"loadavg\":%.2f,\"update_bytes\":%d,\"inflight\":%d,\"hosts\":%d,"
                     "\"rss_peak_kib\":%ld}\n",
-                    opt.label, mode, opt.viewers, opt.data_bytes, opt.rate, opt.duration, connect_s, rss_before,
+                    opt.label, server, mode, opt.viewers, opt.data_bytes, opt.rate, opt.duration, connect_s, rss_before,
                     rss_idle, kib_per_viewer, published, expected, st.delivered, lost, st.out_of_order,
                     st.session_updates_late, st.bad_frames, MS(hist_percentile(&st.latency, 50)),
                     MS(hist_percentile(&st.latency, 99)), MS(hist_percentile(&st.latency, 99.9)),
@@ -859,9 +860,9 @@ int main(int argc, char **argv) {
     char data_text[16];
     if (opt.data_bytes >= 1024) snprintf(data_text, sizeof data_text, "%d KB", opt.data_bytes / 1024);
     else snprintf(data_text, sizeof data_text, "%d B", opt.data_bytes);
-    printf("| %6d | %6s | %-8s | %6.2f | %6.1f | %6.1f | %5.2f | %6.2f | %6.2f | %6.2f | %6.2f | %6.2f | %6.2f | %4" PRId64
+    printf("| %s | %6d | %6s | %-8s | %6.2f | %6.1f | %6.1f | %5.2f | %6.2f | %6.2f | %6.2f | %6.2f | %6.2f | %6.2f | %4" PRId64
            " | %3" PRIu64 " | %6.2f | %5.2f | %7.0f | %4.1f |\n",
-           opt.viewers, data_text, rate_text, connect_s, rss_before / 1024.0, rss_idle / 1024.0, kib_per_viewer,
+           server, opt.viewers, data_text, rate_text, connect_s, rss_before / 1024.0, rss_idle / 1024.0, kib_per_viewer,
            MS(hist_percentile(&st.latency, 50)), MS(hist_percentile(&st.latency, 99)),
            MS(hist_percentile(&st.latency, 99.9)), MS(st.latency.max), MS(hist_percentile(last, 50)), MS(last->max),
            lost, st.out_of_order, host_cpu, per_delivery_us, rate_out, load);
