@@ -88,7 +88,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ViewerClientTests",
-            dependencies: ["ViewerClient", "Envelope"],
+            dependencies: ["ViewerClient", "Envelope", .product(name: "Clocks", package: "swift-clocks")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -11,19 +11,22 @@ public import Synchronization  // public: used by inlinable code
 /// atomic touched only inside the lock, make that order visible to TSan; they
 /// add no synchronisation of their own (plain moves on x86-64, `ldar`/`stlr`
 /// on arm64).
-@usableFromInline
-struct Locked<Value: Sendable>: ~Copyable, Sendable {
+///
+/// Public because the host's shared state uses it too (HostBroadcaster depends
+/// on Debounce); it is a utility, not part of the debounce API proper.
+public struct Locked<Value: Sendable>: ~Copyable, Sendable {
     @usableFromInline let mutex: Mutex<Value>
     @usableFromInline let order = Atomic<UInt8>(0)
 
+    /// A lock around `value`.
     @inlinable
-    init(_ value: Value) {
+    public init(_ value: Value) {
         mutex = Mutex(value)
     }
 
     /// Runs `body` with exclusive access to the value.
     @inlinable
-    borrowing func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result {
+    public borrowing func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result {
         mutex.withLock { value in
             _ = order.load(ordering: .acquiring)
             defer { order.store(0, ordering: .releasing) }

@@ -52,7 +52,9 @@ public final class HostBroadcaster: Sendable {
         let started: Result<(ServiceCore, DispatchSemaphore), HostError> = lifecycle.withLock { state in
             guard case .idle = state else { return .failure(.alreadyStarted) }
             LibWebSocketsLog.install(logger: logger)
-            let shared = HostShared(session: initial, seq: configuration.initialSeq ?? Self.wallClockSeq(), epoch: Self.makeEpoch())
+            let shared = HostShared(
+                session: initial, seq: configuration.initialSeq ?? Self.wallClockSeq(),
+                epoch: configuration.initialEpoch ?? Self.makeEpoch(), onBroadcast: configuration.onBroadcast)
             let core = ServiceCore(shared: shared, configuration: configuration, logger: logger)
             let ready = DispatchSemaphore(value: 0)
             let finished = DispatchSemaphore(value: 0)
@@ -101,6 +103,35 @@ public final class HostBroadcaster: Sendable {
     public func broadcast(_ payload: Envelope.Payload) -> Int64 {
         guard let core = runningCore else { return 0 }
         return core.shared.publish(payload)
+    }
+
+    /// What ``relay(_:)`` did with an envelope.
+    public enum RelayOutcome: Sendable, Equatable {
+        /// Served to viewers.
+        case applied
+        /// Older than (or the same as) what the host has: ignored.
+        case stale
+        /// A config_update whose seq skips one or more: ignored; load the full state and relay it.
+        case gap
+        /// No seq: a relay cannot order it.
+        case rejected
+    }
+
+    /// Serves an envelope made by another host (a relay's upstream), keeping
+    /// its seq and epoch, so viewers cannot tell the relay from the host.
+    ///
+    /// A `session_update` with a newer seq, or with another epoch, replaces the
+    /// state (another epoch also sends every viewer the full state again); a
+    /// `config_update` must carry exactly the next seq, else ``RelayOutcome/gap``.
+    @discardableResult
+    public func relay(_ envelope: Envelope) -> RelayOutcome {
+        guard let core = runningCore else { return .rejected }
+        return core.shared.relay(envelope)
+    }
+
+    /// Adds members to `/status` (for example a relay's `role`, `upstream` and `degraded`).
+    public func setStatusExtras(_ extras: JSONObject) {
+        runningCore?.shared.setStatusExtras(extras)
     }
 
     /// Running, port, LAN address, viewer count, seq and uptime.

@@ -1,3 +1,5 @@
+public import Envelope
+
 /// How a ``HostBroadcaster`` listens, paces heartbeats and bounds memory.
 ///
 /// ```swift
@@ -30,6 +32,13 @@ public struct HostConfiguration: Sendable {
     public var handshakeTimeoutSeconds: Int = 10
     /// Seq of the initial state; `nil` (the default) takes the wall-clock time in ms.
     public var initialSeq: Int64?
+    /// Epoch of the initial state; `nil` (the default) picks a random one. A relay
+    /// passes its upstream's.
+    public var initialEpoch: String?
+    /// Called with every envelope this host broadcasts (after its seq is assigned)
+    /// and the state after it, under the host's lock: keep it short (enqueue).
+    /// A host that publishes to Redis hangs its publisher here.
+    public var onBroadcast: (@Sendable (Envelope, Session) -> Void)?
     /// How often an idle Server-Sent Events stream gets a `: keepalive` comment.
     public var sseKeepaliveInterval: Duration = .seconds(30)
     /// Shared secret viewers must present (`Authorization: Bearer …` or `?token=…`);

@@ -1,8 +1,9 @@
 import CLibWebSockets
 import Envelope
-import Synchronization
+import Debounce
 
-/// The state producers and the service thread share, behind one Mutex.
+/// The state producers and the service thread share, behind one lock
+/// (``Locked``: a Mutex whose ordering ThreadSanitizer can see).
 ///
 /// Producers (``HostBroadcaster/broadcast(_:)``) assign seqs, apply the change
 /// to the latest state, encode the envelope once and queue it; the service
@@ -19,35 +20,79 @@ final class HostShared: Sendable {
         var startedAt: Int64 = 0
         var running = false
         var localIp = "127.0.0.1"
+        /// This run's id: sent in every session_update; a resume naming another epoch gets the full state.
+        var epoch: String
+        /// Extra members for `/status` (a relay's role and upstream state).
+        var statusExtras: JSONObject = [:]
     }
 
-    private let state: Mutex<State>
-    /// This run's id: sent in every session_update; a resume naming another epoch gets the full state.
-    let epoch: String
+    private let state: Locked<State>
+    private let onBroadcast: (@Sendable (Envelope, Session) -> Void)?
 
-    init(session: Session, seq: Int64, epoch: String) {
-        state = Mutex(State(seq: seq, session: session))
-        self.epoch = epoch
+    init(session: Session, seq: Int64, epoch: String, onBroadcast: (@Sendable (Envelope, Session) -> Void)? = nil) {
+        state = Locked(State(seq: seq, session: session, epoch: epoch))
+        self.onBroadcast = onBroadcast
     }
+
+    var epoch: String { state.withLock { $0.epoch } }
 
     /// Applies `payload`, assigns the next seq, encodes once and queues it.
     func publish(_ payload: Envelope.Payload) -> Int64 {
         state.withLock { state in
             state.seq += 1
-            switch payload {
-            case .sessionUpdate(let session):
-                state.session = session
-            case .configUpdate(let changes):
-                for (key, value) in changes { state.session.config[key] = value }
-            }
+            Self.apply(payload, to: &state.session)
             let isFull = if case .sessionUpdate = payload { true } else { false }
-            let bytes = Envelope(payload, seq: state.seq, epoch: isFull ? epoch : nil).encoded()
-            let message = OutgoingMessage(seq: state.seq, isFullState: isFull, bytes: bytes)
-            if let context = state.context {
-                state.inbox.append(message)
-                lws_cancel_service(context.pointer)
-            }
+            let envelope = Envelope(payload, seq: state.seq, epoch: isFull ? state.epoch : nil)
+            Self.enqueue(envelope, resetsViewers: false, in: &state)
+            onBroadcast?(envelope, state.session)
             return state.seq
+        }
+    }
+
+    /// Serves an envelope made elsewhere (a relay's upstream), keeping its seq and epoch.
+    func relay(_ envelope: Envelope) -> HostBroadcaster.RelayOutcome {
+        state.withLock { state in
+            guard let seq = envelope.seq else { return .rejected }
+            switch envelope.payload {
+            case .sessionUpdate:
+                let newEpoch = envelope.epoch.map { $0 != state.epoch } ?? false
+                if !newEpoch, seq <= state.seq { return .stale }
+                if let epoch = envelope.epoch { state.epoch = epoch }
+                state.seq = seq
+                Self.apply(envelope.payload, to: &state.session)
+                // Another epoch: cursors of the old run mean nothing; everyone starts afresh.
+                Self.enqueue(envelope, resetsViewers: newEpoch, in: &state)
+                return .applied
+            case .configUpdate:
+                if seq <= state.seq { return .stale }
+                guard seq == state.seq + 1 else { return .gap }
+                state.seq = seq
+                Self.apply(envelope.payload, to: &state.session)
+                Self.enqueue(envelope, resetsViewers: false, in: &state)
+                return .applied
+            }
+        }
+    }
+
+    func setStatusExtras(_ extras: JSONObject) {
+        state.withLock { $0.statusExtras = extras }
+    }
+
+    private static func apply(_ payload: Envelope.Payload, to session: inout Session) {
+        switch payload {
+        case .sessionUpdate(let replacement):
+            session = replacement
+        case .configUpdate(let changes):
+            for (key, value) in changes { session.config[key] = value }
+        }
+    }
+
+    private static func enqueue(_ envelope: Envelope, resetsViewers: Bool, in state: inout State) {
+        let isFull = if case .sessionUpdate = envelope.payload { true } else { false }
+        let message = OutgoingMessage(seq: envelope.seq ?? state.seq, isFullState: isFull, bytes: envelope.encoded(), resetsViewers: resetsViewers)
+        if let context = state.context {
+            state.inbox.append(message)
+            lws_cancel_service(context.pointer)
         }
     }
 
@@ -63,6 +108,11 @@ final class HostShared: Sendable {
 
     func latest() -> (Int64, Session) {
         state.withLock { ($0.seq, $0.session) }
+    }
+
+    /// The newest seq, its state and the epoch, at one instant.
+    func snapshotSource() -> (seq: Int64, session: Session, epoch: String) {
+        state.withLock { ($0.seq, $0.session, $0.epoch) }
     }
 
     func attach(context: OpaquePointer, port: Int, localIp: String) {
@@ -101,7 +151,8 @@ final class HostShared: Sendable {
                 localIp: state.localIp,
                 clientCount: clientCount,
                 seq: state.seq,
-                uptimeSeconds: state.running ? Double(monotonicMicros() - state.startedAt) / 1e6 : 0)
+                uptimeSeconds: state.running ? Double(monotonicMicros() - state.startedAt) / 1e6 : 0,
+                extras: state.statusExtras)
         }
     }
 }
@@ -110,7 +161,7 @@ final class HostShared: Sendable {
 struct ContextHandle: @unchecked Sendable {
     // @unchecked: other threads use this pointer only for lws_cancel_service,
     // the one libwebsockets call that is safe off the service thread, and only
-    // under HostShared's Mutex, which the service thread also takes to clear it
+    // under HostShared's lock, which the service thread also takes to clear it
     // before destroying the context.
     let pointer: OpaquePointer
 }

@@ -14,16 +14,20 @@ public struct HostStatus: Sendable, Equatable {
     public var seq: Int64
     /// Seconds since `start`.
     public var uptimeSeconds: Double
+    /// Further members an app adds to `/status` (a relay's `role`, `upstream`, `degraded`).
+    public var extras: JSONObject = [:]
 
     /// The `/status` body of SPEC §3.
     public var json: JSONValue {
-        .object([
+        var object: JSONObject = [
             "running": .bool(running),
             "port": .int(Int64(port)),
             "localIp": .string(localIp),
             "clientCount": .int(Int64(clientCount)),
             "seq": .int(seq),
             "uptimeSeconds": .double((uptimeSeconds * 1000).rounded() / 1000),
-        ])
+        ]
+        for (key, value) in extras where object[key] == nil { object[key] = value }
+        return .object(object)
     }
 }

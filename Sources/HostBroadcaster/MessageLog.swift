@@ -37,6 +37,12 @@ struct MessageLog {
         }
     }
 
+    /// Forgets every message (a relay's upstream started a new epoch).
+    mutating func removeAll() {
+        messages.removeAll()
+        totalBytes = 0
+    }
+
     /// The message with this seq, if still held.
     func message(seq: Int64) -> OutgoingMessage? {
         guard let first = messages.first?.seq, seq >= first else { return nil }

@@ -13,13 +13,16 @@ final class OutgoingMessage: @unchecked Sendable {
     let seq: Int64
     let isFullState: Bool
     let payloadCount: Int
+    /// A relay's upstream changed epoch: every viewer needs the full state again.
+    let resetsViewers: Bool
     private let storage: UnsafeMutableRawBufferPointer
     static let headroom = Int(statecast_lws_pre())
 
     /// Copies `bytes` behind the headroom.
-    init(seq: Int64, isFullState: Bool, bytes: [UInt8]) {
+    init(seq: Int64, isFullState: Bool, bytes: [UInt8], resetsViewers: Bool = false) {
         self.seq = seq
         self.isFullState = isFullState
+        self.resetsViewers = resetsViewers
         self.payloadCount = bytes.count
         let headroom = Self.headroom
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: headroom + bytes.count, alignment: 16)

@@ -134,7 +134,13 @@ final class ServiceCore: @unchecked Sendable {
     @discardableResult
     func drainInbox() -> Int64 {
         let (messages, stopRequested, latestSeq) = shared.takeInbox()
-        for message in messages { log.append(message) }
+        for message in messages {
+            if message.resetsViewers {
+                log.removeAll()
+                for wsi in viewers { pss(wsi)?.pointee.needs_full_state = 1 }
+            }
+            log.append(message)
+        }
         if !messages.isEmpty { wakeViewersWithWork() }
         if stopRequested && !stopping { beginStop() }
         return latestSeq
@@ -309,9 +315,9 @@ final class ServiceCore: @unchecked Sendable {
 
     /// The full state as of the newest seq, encoded once per seq and shared.
     private func currentSnapshot() -> OutgoingMessage {
-        let (seq, session) = shared.latest()
+        let (seq, session, epoch) = shared.snapshotSource()
         if let snapshot, snapshot.seq == seq { return snapshot }
-        let bytes = Envelope(.sessionUpdate(session), seq: seq, epoch: shared.epoch).encoded()
+        let bytes = Envelope(.sessionUpdate(session), seq: seq, epoch: epoch).encoded()
         let message = OutgoingMessage(seq: seq, isFullState: true, bytes: bytes)
         snapshot = message
         return message
@@ -680,6 +686,15 @@ private func hostCallback(
         guard let pss else { return 0 }
         if pss.pointee.is_echo != 0 { return core.echoReceived(wsi, input, length: length) }
         return core.viewerReceived(wsi, pss, length: length)
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if let input, length >= 2 {
+            let bytes = input.assumingMemoryBound(to: UInt8.self)
+            let code = Int(bytes[0]) << 8 | Int(bytes[1])
+            core.logger.debug("a viewer closed the connection", metadata: ["close-code": "\(code)"])
+        } else {
+            core.logger.debug("a viewer closed the connection", metadata: ["close-code": "none"])
+        }
+        return 0
     case LWS_CALLBACK_RECEIVE_PONG:
         if let pss { core.viewerPong(pss) }
         return 0

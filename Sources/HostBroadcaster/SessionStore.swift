@@ -27,10 +27,10 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
         var sent: Session
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let publish: @Sendable (Envelope.Payload) -> Void
     private let startHost: @Sendable (Session) throws(HostError) -> Void
-    private let debouncer: Mutex<Debouncer<C>?>
+    private let debouncer: Locked<Debouncer<C>?>
 
     /// - Parameters:
     ///   - interval: the trailing debounce window (SPEC default 250 ms; zero sends at once).
@@ -50,8 +50,8 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
          startHost: @escaping @Sendable (Session) throws(HostError) -> Void) {
         self.publish = publish
         self.startHost = startHost
-        state = Mutex(State(live: initial, sent: initial))
-        debouncer = Mutex(nil)
+        state = Locked(State(live: initial, sent: initial))
+        debouncer = Locked(nil)
         let made = Debouncer(interval: interval, maxWait: maxWait, clock: clock) { [weak self] change in
             self?.emit(change)
         }

@@ -1,0 +1,426 @@
+import CLibWebSockets
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The libwebsockets client behind ``ViewerClient``: one lws context and one
+/// service thread per viewer, at most one connection at a time.
+///
+/// Threading: the service thread is the only thread that calls into
+/// libwebsockets, except `lws_cancel_service` (``wake()``). Other threads
+/// append a ``Command`` to `inbox` (a `Mutex`) and wake the loop; the
+/// service thread drains the inbox on `LWS_CALLBACK_EVENT_WAIT_CANCELLED`.
+/// Everything under "service thread only" below is touched by that thread
+/// alone (or by `init`/`deinit`, when no service thread runs), which is what
+/// makes the `@unchecked Sendable` conformance sound.
+final class LWSTransport: ViewerTransport, @unchecked Sendable {
+    private enum Command {
+        case open(path: String)
+        case close(UInt16)
+    }
+
+    private struct Inbox {
+        var commands: [Command] = []
+        var handler: (@Sendable (TransportEvent) -> Void)?
+        var started = false
+        var stopRequested = false
+        /// Set by the service thread before it destroys the context; no wake after that.
+        var stopped = false
+        /// Set by the service thread once the context is gone.
+        var destroyed = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let inbox = Mutex(Inbox())
+    private let logger: Logger
+    private let endpoint: String
+    private let port: Int32
+    private let secure: Bool
+    private let insecure: Bool
+    /// `Bearer TOKEN`, sent as the Authorization header (C string, owned).
+    private let authorization: UnsafeMutablePointer<CChar>?
+    private let caFile: UnsafeMutablePointer<CChar>?
+    private let pingTimeout: Duration
+    private let maximumMessageBytes: Int
+
+    // Owned C memory: allocated in init, freed in deinit.
+    private let setup: UnsafeMutablePointer<statecast_client_setup>
+    private let address: UnsafeMutablePointer<CChar>
+    private let hostHeader: UnsafeMutablePointer<CChar>
+    /// Where lws stores the connection's handle as soon as it exists.
+    private let currentWSI: UnsafeMutablePointer<OpaquePointer?>
+    /// Set once in init and never changed; destroyed by the service thread
+    /// when its loop ends, or by deinit if no loop ever ran.
+    private var context: OpaquePointer?
+
+    // Service thread only.
+    private var handler: (@Sendable (TransportEvent) -> Void)?
+    private var attemptReported = true
+    private var established = false
+    private var closeRequested = false
+    private var peerCloseCode: UInt16?
+    private var handshakeStatus: Int?
+    private var message: [UInt8] = []
+    private var messageBytes = 0
+    private var lastSignOfLife = ContinuousClock.now
+
+    init(url: ViewerURL, configuration: ViewerConfiguration, logger: Logger) throws(ViewerError) {
+        let policy = try configuration.validatedPingSeconds()
+        self.logger = logger
+        endpoint = "\(url.isIPv6 ? "[\(url.host)]" : url.host):\(url.port)"
+        port = Int32(url.port)
+        secure = url.secure
+        insecure = configuration.allowsInsecureTLS
+        authorization = configuration.token.map { strdup("Bearer \($0)") }
+        caFile = configuration.certificateAuthorityFile.map { strdup($0) }
+        pingTimeout = .seconds(Int(policy.hangup))
+        maximumMessageBytes = configuration.maximumMessageBytes
+        setup = .allocate(capacity: 1)
+        address = strdup(url.host)
+        hostHeader = strdup(url.hostHeader)
+        currentWSI = .allocate(capacity: 1)
+        currentWSI.initialize(to: nil)
+        statecast_client_setup_init(setup, lwsViewerCallback, 65536, policy.ping, policy.hangup)
+
+        LibraryLog.install(logger: logger)
+        let timeout = UInt32(max(1, configuration.connectTimeout.seconds.rounded(.up)))
+        context = statecast_client_context_create(setup, Unmanaged.passUnretained(self).toOpaque(), timeout, caFile)
+        guard context != nil else {
+            throw ViewerError(
+                code: .engineFailure,
+                message: "libwebsockets could not create its client context",
+                fix: "check that libwebsockets is installed (apt-get install libwebsockets-dev) and that the process may open sockets"
+            )
+        }
+    }
+
+    deinit {
+        if let context, !inbox.withLock({ $0.started }) { lws_context_destroy(context) }
+        free(address)
+        free(hostHeader)
+        free(authorization)
+        free(caFile)
+        currentWSI.deallocate()
+        setup.deallocate()
+    }
+
+    // MARK: Any thread
+
+    func start(handler: @escaping @Sendable (TransportEvent) -> Void) {
+        let shouldStart = inbox.withLock { inbox -> Bool in
+            guard !inbox.started else { return false }
+            inbox.started = true
+            inbox.handler = handler
+            return true
+        }
+        guard shouldStart else { return }
+        // The thread owns a strong reference until its loop has ended and the context is gone.
+        let retained = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { argument in
+            guard let argument else { return nil }
+            let transport = Unmanaged<LWSTransport>.fromOpaque(argument).takeRetainedValue()
+            transport.runServiceLoop()
+            return nil
+        }, retained)
+        if result == 0 {
+            pthread_detach(thread)
+        } else {
+            Unmanaged<LWSTransport>.fromOpaque(retained).release()
+            logger.error("could not start the viewer's service thread (pthread_create: \(result))")
+            handler(.connectionError(reason: "could not start the service thread", httpStatus: nil))
+        }
+    }
+
+    func open(path: String) { enqueue(.open(path: path)) }
+
+    func close(code: UInt16) { enqueue(.close(code)) }
+
+    func shutdown() async {
+        let wasStarted = inbox.withLock { inbox -> Bool in
+            inbox.stopRequested = true
+            return inbox.started
+        }
+        guard wasStarted else { return }
+        wake()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let alreadyStopped = inbox.withLock { inbox -> Bool in
+                if inbox.destroyed { return true }
+                inbox.stopWaiters.append(continuation)
+                return false
+            }
+            if alreadyStopped { continuation.resume() }
+        }
+    }
+
+    /// Asks the loop to stop without waiting (used when the owner goes away).
+    func requestStop() {
+        inbox.withLock { $0.stopRequested = true }
+        wake()
+    }
+
+    private func enqueue(_ command: Command) {
+        inbox.withLock { $0.commands.append(command) }
+        wake()
+    }
+
+    private func wake() {
+        // lws_cancel_service is the one lws call allowed from any thread. It
+        // runs under the lock so that it cannot overlap the context's
+        // destruction, which the service thread starts only after setting
+        // `stopped` under the same lock.
+        inbox.withLock { inbox in
+            if !inbox.stopped, let context { statecast_client_wake(context) }
+        }
+    }
+
+    // MARK: Service thread
+
+    private func runServiceLoop() {
+        handler = inbox.withLock { $0.handler }
+        guard let context else { return }
+        while !inbox.withLock({ $0.stopRequested }) {
+            if lws_service(context, 0) < 0 { break }
+        }
+        inbox.withLock { $0.stopped = true }
+        lws_context_destroy(context)
+        let waiters = inbox.withLock { inbox -> [CheckedContinuation<Void, Never>] in
+            inbox.destroyed = true
+            defer { inbox.stopWaiters = [] }
+            return inbox.stopWaiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    private func report(_ event: TransportEvent) {
+        handler?(event)
+    }
+
+    /// Translates one libwebsockets callback into state changes and events.
+    fileprivate func callback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ data: UnsafeMutableRawPointer?,
+                              _ length: Int) -> Int32 {
+        switch reason {
+        case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+            drainCommands()
+
+        case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+            if let wsi, let authorization, let data, statecast_client_append_authorization(wsi, data, length, authorization) != 0 {
+                return -1
+            }
+
+        case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
+            // Called with the handshake response in hand, before lws checks it for 101.
+            if isCurrent(wsi), let wsi { handshakeStatus = Int(lws_http_client_http_response(wsi)) }
+
+        case LWS_CALLBACK_CLIENT_ESTABLISHED:
+            guard isCurrent(wsi) else { break }
+            established = true
+            lastSignOfLife = .now
+            logger.debug("connected to \(endpoint)")
+            report(.established)
+            if closeRequested, let wsi { lws_callback_on_writable(wsi) }
+
+        case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+            guard isCurrent(wsi), !attemptReported else { break }
+            let text = data.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "unknown error"
+            var status = handshakeStatus
+            if let wsi, status == nil || status == 0 {
+                let response = Int(lws_http_client_http_response(wsi))
+                status = response == 0 ? nil : response
+            }
+            if status == 101 { status = nil }
+            finishAttempt()
+            logger.debug("connection to \(endpoint) failed: \(text)\(status.map { " (HTTP \($0))" } ?? "")")
+            report(.connectionError(reason: Self.describe(connectionError: text, endpoint: endpoint), httpStatus: status))
+
+        case LWS_CALLBACK_CLIENT_RECEIVE:
+            guard isCurrent(wsi), let wsi else { break }
+            receive(wsi, data, length)
+
+        case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+            lastSignOfLife = .now
+
+        case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+            if isCurrent(wsi) {
+                let code = statecast_close_code(data, length)
+                peerCloseCode = code == 0 ? 1005 : UInt16(truncatingIfNeeded: code)
+            }
+
+        case LWS_CALLBACK_CLIENT_WRITEABLE:
+            if isCurrent(wsi), closeRequested, let wsi {
+                statecast_client_set_close_normal(wsi)
+                return -1
+            }
+
+        case LWS_CALLBACK_CLIENT_CLOSED:
+            guard isCurrent(wsi), !attemptReported else { break }
+            reportClosed()
+
+        case LWS_CALLBACK_WSI_DESTROY:
+            // Backstop: a connection that vanished without either report above.
+            guard isCurrent(wsi), !attemptReported else { break }
+            if established {
+                reportClosed()
+            } else {
+                finishAttempt()
+                report(.connectionError(reason: "the connection to \(endpoint) was dropped", httpStatus: nil))
+            }
+
+        default:
+            break
+        }
+        return 0
+    }
+
+    private func isCurrent(_ wsi: OpaquePointer?) -> Bool {
+        wsi != nil && wsi == currentWSI.pointee
+    }
+
+    private func reportClosed() {
+        let code = peerCloseCode
+        let silentFor = ContinuousClock.now - lastSignOfLife
+        let wasIntentional = closeRequested
+        finishAttempt()
+        if code == nil, !wasIntentional, silentFor >= pingTimeout - .milliseconds(500) {
+            logger.debug("no answer from \(endpoint) for \(formatSeconds(silentFor)) s: ping timeout")
+            report(.pingTimeout)
+        } else {
+            logger.debug("connection to \(endpoint) closed (\(code.map { "code \($0)" } ?? "no close frame"))")
+            report(.closed(code: code))
+        }
+    }
+
+    private func finishAttempt() {
+        attemptReported = true
+        established = false
+        closeRequested = false
+        currentWSI.pointee = nil
+        message = []
+        messageBytes = 0
+    }
+
+    private func drainCommands() {
+        let commands = inbox.withLock { inbox -> [Command] in
+            defer { inbox.commands = [] }
+            return inbox.commands
+        }
+        for command in commands {
+            switch command {
+            case let .open(path): openConnection(path: path)
+            case let .close(code): closeConnection(code: code)
+            }
+        }
+    }
+
+    private func openConnection(path: String) {
+        guard currentWSI.pointee == nil, let context else {
+            logger.debug("open ignored: a connection is already under way")
+            return
+        }
+        attemptReported = false
+        established = false
+        closeRequested = false
+        peerCloseCode = nil
+        handshakeStatus = nil
+        message = []
+        messageBytes = 0
+        logger.debug("connecting to \(endpoint)\(path)")
+        // lws copies the strings it is given before this call returns.
+        let wsi = path.withCString { path in
+            statecast_client_connect(context, setup, address, port, path, hostHeader, secure ? 1 : 0, insecure ? 1 : 0, currentWSI)
+        }
+        if wsi == nil, !attemptReported {
+            finishAttempt()
+            report(.connectionError(reason: "could not start a connection to \(endpoint)", httpStatus: nil))
+        }
+    }
+
+    private func closeConnection(code: UInt16) {
+        guard let wsi = currentWSI.pointee, !attemptReported else {
+            report(.closed(code: nil))
+            return
+        }
+        closeRequested = true
+        if established {
+            lws_callback_on_writable(wsi)
+        } else {
+            statecast_client_abandon(wsi)
+        }
+    }
+
+    private func receive(_ wsi: OpaquePointer, _ data: UnsafeMutableRawPointer?, _ length: Int) {
+        lastSignOfLife = .now
+        lws_validity_confirmed(wsi)
+        if lws_is_first_fragment(wsi) != 0 {
+            message.removeAll(keepingCapacity: message.capacity <= 1 << 20)
+            messageBytes = 0
+        }
+        messageBytes += length
+        if messageBytes <= maximumMessageBytes, let data, length > 0 {
+            message.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
+        }
+        guard lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 else { return }
+        let frame: IncomingFrame
+        if messageBytes > maximumMessageBytes {
+            frame = .oversized(byteCount: messageBytes)
+        } else if lws_frame_is_binary(wsi) != 0 {
+            frame = .binary(byteCount: messageBytes)
+        } else {
+            frame = .text(message)
+        }
+        message.removeAll(keepingCapacity: message.capacity <= 1 << 20)
+        messageBytes = 0
+        report(.message(frame))
+    }
+
+    /// Certificate problems as one sentence with the fix.
+    static func describe(tlsError lowered: String, endpoint: String) -> String? {
+        func has(_ code: Int) -> Bool { lowered.contains("x509_v_err = \(code):") }
+        if has(10) || lowered.contains("certificate has expired") {
+            return "the certificate of \(endpoint) has expired; renew it on the host (or pass --insecure to connect anyway)"
+        }
+        if has(62) || lowered.contains("hostname mismatch") {
+            return "the certificate of \(endpoint) is for another host name; connect with the name the certificate was issued for (or pass --insecure)"
+        }
+        if has(18) || has(19) || has(20) || has(21) || has(2) || lowered.contains("self-signed")
+            || lowered.contains("unable to get local issuer") || lowered.contains("certificate verify failed") {
+            return "the certificate of \(endpoint) is signed by an unknown CA; pass --ca FILE with the CA that signed it (or --insecure)"
+        }
+        if lowered.contains("ssl") || lowered.contains("tls") {
+            return "the TLS handshake with \(endpoint) failed (\(lowered)); check that the host serves wss:// on that port"
+        }
+        return nil
+    }
+
+    /// A readable reason from libwebsockets' connection-error text.
+    static func describe(connectionError text: String, endpoint: String) -> String {
+        let lowered = text.lowercased()
+        if lowered.contains("refused") || lowered.contains("unable to connect") {
+            return "\(endpoint) refused the connection (is the host running?)"
+        }
+        if lowered.contains("timed out") || lowered.contains("timeout") { return "\(endpoint) did not answer in time" }
+        if lowered.contains("dns") || lowered.contains("getaddrinfo") || lowered.contains("resolve") {
+            return "the host name in \(endpoint) could not be resolved"
+        }
+        if lowered.contains("ssl"), let verify = LibraryLog.takeVerifyError() {
+            return describe(tlsError: "x509_v_err = \(verify.code): \(verify.reason.lowercased())", endpoint: endpoint) ?? text
+        }
+        if let tls = describe(tlsError: lowered, endpoint: endpoint) { return tls }
+        if lowered.hasPrefix("hs:") { return "the WebSocket handshake with \(endpoint) failed (\(text.dropFirst(3).drop(while: { $0 == " " })))" }
+        return "the connection to \(endpoint) failed (\(text))"
+    }
+}
+
+/// The C entry point for every libwebsockets callback of a viewer context.
+private let lwsViewerCallback: @convention(c) (
+    OpaquePointer?, lws_callback_reasons, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int
+) -> Int32 = { wsi, reason, _, data, length in
+    guard let wsi, let context = lws_get_context(wsi), let owner = lws_context_user(context) else { return 0 }
+    let transport = Unmanaged<LWSTransport>.fromOpaque(owner).takeUnretainedValue()
+    return transport.callback(wsi, reason, data, length)
+}

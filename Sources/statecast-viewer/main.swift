@@ -1,2 +1,0 @@
-import CLibWebSockets
-print("x")
