@@ -106,6 +106,7 @@ typedef struct statecast_pss {
     uint8_t preamble_due;        // SSE: send "retry:" before the first event
     int64_t last_write_us;       // SSE: when we last wrote (keepalive comments)
     uint8_t is_echo;             // the opt-in echo endpoint (not a viewer)
+    uint8_t too_big;             // sent a message over the limit: close with 1009 on the next writeable
     unsigned char *http_body;    // HTTP response body (malloc), for HTTP_WRITEABLE
     size_t http_body_len;
 } statecast_pss;
@@ -149,6 +150,12 @@ static inline int statecast_http_write_headers(struct lws *wsi, unsigned int sta
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
     return 0;
+}
+
+/// Bytes that already are complete WebSocket frames, in one write (lws keeps
+/// whatever the kernel refuses and sends it first when the socket drains).
+static inline int statecast_write_raw(struct lws *wsi, unsigned char *frames, size_t len) {
+    return lws_write(wsi, frames, len, LWS_WRITE_RAW);
 }
 
 static inline int statecast_write_http_final(struct lws *wsi, unsigned char *payload, size_t len) {
