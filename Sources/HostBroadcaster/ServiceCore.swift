@@ -229,7 +229,10 @@ final class ServiceCore: @unchecked Sendable {
             pss.pointee.ping_due = 0
             if sse { return writeControl(wsi, pss, Self.sseKeepalive) }
             let payload = pingBuffer.baseAddress!.advanced(by: OutgoingMessage.headroom).assumingMemoryBound(to: UInt8.self)
-            if statecast_write_ping(wsi, payload, 0) < 0 { return -1 }
+            // One byte of payload: lws 4.1.6 never passes an empty Pong to
+            // LWS_CALLBACK_RECEIVE_PONG (ops-ws.c skips it), so answers to an
+            // empty Ping would go unseen and every quiet viewer would be hung up.
+            if statecast_write_ping(wsi, payload, 1) < 0 { return -1 }
             if hasWork(pss) { requestWrite(wsi, pss) }
             return 0
         }
