@@ -73,6 +73,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @OptionGroup var redis: RedisOptions
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, got \(port)") }
         guard debounceMs >= 0 else { throw ValidationError("--debounce-ms must be 0 or more, got \(debounceMs)") }
@@ -140,6 +142,13 @@ struct Serve: AsyncParsableCommand {
             Console.out(count == 1 ? "1 viewer connected" : "\(count) viewers connected")
         }
 
+        let publisher = try redis.publisher(initial: initial, configuration: configuration, logger: logger)
+        if let (publisher, seq, epoch) = publisher {
+            configuration.initialSeq = seq
+            configuration.initialEpoch = epoch
+            configuration.onBroadcast = { envelope, state in publisher.record(envelope, state: state) }
+        }
+
         let host = HostBroadcaster(configuration: configuration, logger: logger)
         let store = SessionStore(
             initial: initial, host: host, interval: .milliseconds(debounceMs),
@@ -150,6 +159,7 @@ struct Serve: AsyncParsableCommand {
             Console.error(error.description)
             throw ExitCode(1)
         }
+        publisher?.0.start()
 
         // Watch before announcing: a change made right after the "Serving" line must not be missed.
         var watcher: SessionFileWatcher?
@@ -187,6 +197,7 @@ struct Serve: AsyncParsableCommand {
         watcher?.stop()
         store.flush()
         host.stop()
+        publisher?.0.stop()
     }
 }
 

@@ -19,16 +19,16 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     public let port: Int
     /// Database number (`SELECT`); 0 by default.
     public let database: Int
+    /// The URL exactly as given, so messages name what the user typed.
+    public let text: String
 
-    /// The URL as given (normalised: scheme lowercased, brackets kept).
-    public var description: String {
-        let shown = host.contains(":") ? "[\(host)]" : host
-        return "redis://\(shown):\(port)" + (database == 0 ? "" : "/\(database)")
-    }
+    /// The URL as given.
+    public var description: String { text }
 
     /// Parses `text`; throws a ``RedisError`` naming what is wrong.
     public init(parsing text: String) throws(RedisError) {
         func fail(_ problem: String) -> RedisError { .badURL(text, problem) }
+        self.text = text
         guard !text.isEmpty else { throw fail("is empty") }
         guard text.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value != 0x7F }) else {
             throw fail("contains spaces, control or non-ASCII characters")
