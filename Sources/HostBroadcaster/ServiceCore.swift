@@ -653,6 +653,15 @@ private func hostCallback(
         guard let pss else { return 0 }
         if pss.pointee.is_echo != 0 { return core.echoReceived(wsi, input, length: length) }
         return core.viewerReceived(wsi, pss, length: length)
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if let input, length >= 2 {
+            let bytes = input.assumingMemoryBound(to: UInt8.self)
+            let code = Int(bytes[0]) << 8 | Int(bytes[1])
+            core.logger.debug("a viewer closed the connection", metadata: ["close-code": "\(code)"])
+        } else {
+            core.logger.debug("a viewer closed the connection", metadata: ["close-code": "none"])
+        }
+        return 0
     case LWS_CALLBACK_RECEIVE_PONG:
         if let pss { core.viewerPong(pss) }
         return 0

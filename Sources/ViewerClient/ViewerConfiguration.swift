@@ -42,6 +42,13 @@ public struct ViewerConfiguration: Sendable {
     public var randomSource: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
 
     /// The defaults described on each property.
+    /// Token the host requires: sent as `Authorization: Bearer …` (never logged).
+    public var token: String?
+    /// PEM file of the CA that signed a `wss://` host's certificate; `nil`: the system's CAs.
+    public var certificateAuthorityFile: String?
+    /// Skip certificate verification for `wss://` (self-signed, expired, other name). Unsafe.
+    public var allowsInsecureTLS = false
+
     public init() {}
 
     /// Checks the values and returns the ping policy in whole seconds.

@@ -40,8 +40,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Hang up on a viewer silent this many seconds.")
     var pingTimeoutS: Int = 60
 
-    @Option(help: "Most KiB of updates held for a viewer that is behind; past it the viewer gets one fresh full state.")
+    @Option(help: "Most KiB of updates held for viewers that are behind and for resuming ones (the history); past it a viewer gets one fresh full state.")
     var maxViewerBufferKb: Int = 1024
+
+    @Option(help: "Seconds between ': keepalive' comments on an idle /events (Server-Sent Events) stream.")
+    var sseKeepaliveS: Double = 30
 
     @Option(help: "Largest message (KiB) a viewer may send; bigger ones close it with 1009.")
     var maxMessageKb: Int = 64
@@ -85,6 +88,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--ping-timeout-s (\(pingTimeoutS)) must be longer than --ping-interval-s (\(pingIntervalS))")
         }
         guard maxViewerBufferKb >= 1 else { throw ValidationError("--max-viewer-buffer-kb must be at least 1, got \(maxViewerBufferKb)") }
+        guard sseKeepaliveS >= 0.1, sseKeepaliveS.isFinite else { throw ValidationError("--sse-keepalive-s must be at least 0.1, got \(sseKeepaliveS)") }
         guard maxMessageKb >= 1 else { throw ValidationError("--max-message-kb must be at least 1, got \(maxMessageKb)") }
         if token != nil && tokenFile != nil { throw ValidationError("give either --token or --token-file, not both") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together; give both or neither") }
@@ -138,6 +142,7 @@ struct Serve: AsyncParsableCommand {
         configuration.pingTimeout = .seconds(pingTimeoutS)
         configuration.maxViewerBacklogBytes = maxViewerBufferKb * 1024
         configuration.maxIncomingMessageBytes = maxMessageKb * 1024
+        configuration.sseKeepaliveInterval = .milliseconds(Int64((sseKeepaliveS * 1000).rounded()))
         configuration.onClientCountChange = { count in
             Console.out(count == 1 ? "1 viewer connected" : "\(count) viewers connected")
         }

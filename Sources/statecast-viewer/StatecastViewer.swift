@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Envelope
+import Foundation
 import Logging
 import ViewerClient
 
@@ -83,6 +84,15 @@ struct StatecastViewer: AsyncParsableCommand {
     ))
     var pingTimeoutSeconds: Int = 60
 
+    @Option(help: ArgumentHelp("The token the host requires (sent as Authorization: Bearer). Also: STATECAST_TOKEN.", valueName: "token"))
+    var token: String?
+
+    @Option(help: ArgumentHelp("PEM file of the CA that signed the host's certificate (for wss:// with a private CA).", valueName: "FILE"))
+    var ca: String?
+
+    @Flag(help: "Do not verify the host's certificate (wss://). Anyone on the path could read and change the state.")
+    var insecure = false
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel: LogLevel = .info
 
@@ -118,6 +128,17 @@ struct StatecastViewer: AsyncParsableCommand {
             configuration.pingInterval = .seconds(pingIntervalSeconds)
             configuration.pingTimeout = .seconds(pingTimeoutSeconds)
             configuration.failoverDelay = .milliseconds(failoverDelayMs)
+            configuration.token = token ?? ProcessInfo.processInfo.environment["STATECAST_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            if let ca {
+                guard FileManager.default.isReadableFile(atPath: ca) else {
+                    throw UsageError("cannot read the CA file \(ca); check the path given with --ca")
+                }
+                configuration.certificateAuthorityFile = ca
+            }
+            configuration.allowsInsecureTLS = insecure
+            if insecure {
+                Terminal.status("warning: --insecure: the host's certificate is not checked; anyone on the network path could read or change what you see")
+            }
             guard onceTimeoutSeconds > 0, onceTimeoutSeconds.isFinite else {
                 throw UsageError("--once-timeout-s must be a positive number of seconds, for example 10")
             }

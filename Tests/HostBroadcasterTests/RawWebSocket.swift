@@ -123,7 +123,8 @@ final class RawWebSocket {
         }
     }
 
-    private static func connect(port: Int, timeoutSeconds: Int) throws -> Int32 {
+    /// A blocking TCP socket connected to 127.0.0.1:port, with a receive timeout.
+    static func connect(port: Int, timeoutSeconds: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

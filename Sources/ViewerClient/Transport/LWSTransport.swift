@@ -39,6 +39,10 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     private let inbox = Mutex(Inbox())
     private let logger: Logger
     private let defaultURL: ViewerURL
+    private let insecure: Bool
+    /// `Bearer TOKEN`, sent as the Authorization header (C string, owned).
+    private let authorization: UnsafeMutablePointer<CChar>?
+    private let caFile: UnsafeMutablePointer<CChar>?
     private let pingTimeout: Duration
     private let maximumMessageBytes: Int
 
@@ -68,6 +72,9 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         self.logger = logger
         defaultURL = url
         endpoint = Self.endpoint(of: url)
+        insecure = configuration.allowsInsecureTLS
+        authorization = configuration.token.map { strdup("Bearer \($0)") }
+        caFile = configuration.certificateAuthorityFile.map { strdup($0) }
         pingTimeout = .seconds(Int(policy.hangup))
         maximumMessageBytes = configuration.maximumMessageBytes
         setup = .allocate(capacity: 1)
@@ -75,9 +82,9 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         currentWSI.initialize(to: nil)
         statecast_client_setup_init(setup, lwsViewerCallback, 65536, policy.ping, policy.hangup)
 
-        Self.configureLibraryLogging(for: logger)
+        LibraryLog.install(logger: logger)
         let timeout = UInt32(max(1, configuration.connectTimeout.seconds.rounded(.up)))
-        context = statecast_client_context_create(setup, Unmanaged.passUnretained(self).toOpaque(), timeout)
+        context = statecast_client_context_create(setup, Unmanaged.passUnretained(self).toOpaque(), timeout, caFile)
         guard context != nil else {
             throw ViewerError(
                 code: .engineFailure,
@@ -89,14 +96,10 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
 
     deinit {
         if let context, !inbox.withLock({ $0.started }) { lws_context_destroy(context) }
+        free(authorization)
+        free(caFile)
         currentWSI.deallocate()
         setup.deallocate()
-    }
-
-    /// libwebsockets' own log lines go to stderr; keep them to errors unless debugging.
-    private static func configureLibraryLogging(for logger: Logger) {
-        let level: Int32 = logger.logLevel <= .debug ? statecast_lws_log_warnings() : statecast_lws_log_errors()
-        lws_set_log_level(level, nil)
     }
 
     // MARK: Any thread
@@ -203,6 +206,11 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         switch reason {
         case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
             drainCommands()
+
+        case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+            if let wsi, let authorization, let data, statecast_client_append_authorization(wsi, data, length, authorization) != 0 {
+                return -1
+            }
 
         case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
             // Called with the handshake response in hand, before lws checks it for 101.
@@ -326,7 +334,8 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         let wsi = path.withCString { path in
             url.host.withCString { address in
                 url.hostHeader.withCString { hostHeader in
-                    statecast_client_connect(context, setup, address, Int32(url.port), path, hostHeader, url.secure ? 1 : 0, currentWSI)
+                    statecast_client_connect(
+                        context, setup, address, Int32(url.port), path, hostHeader, url.secure ? 1 : 0, insecure ? 1 : 0, currentWSI)
                 }
             }
         }
@@ -374,6 +383,25 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         report(.message(frame))
     }
 
+    /// Certificate problems as one sentence with the fix.
+    static func describe(tlsError lowered: String, endpoint: String) -> String? {
+        func has(_ code: Int) -> Bool { lowered.contains("x509_v_err = \(code):") }
+        if has(10) || lowered.contains("certificate has expired") {
+            return "the certificate of \(endpoint) has expired; renew it on the host (or pass --insecure to connect anyway)"
+        }
+        if has(62) || lowered.contains("hostname mismatch") {
+            return "the certificate of \(endpoint) is for another host name; connect with the name the certificate was issued for (or pass --insecure)"
+        }
+        if has(18) || has(19) || has(20) || has(21) || has(2) || lowered.contains("self-signed")
+            || lowered.contains("unable to get local issuer") || lowered.contains("certificate verify failed") {
+            return "the certificate of \(endpoint) is signed by an unknown CA; pass --ca FILE with the CA that signed it (or --insecure)"
+        }
+        if lowered.contains("ssl") || lowered.contains("tls") {
+            return "the TLS handshake with \(endpoint) failed (\(lowered)); check that the host serves wss:// on that port"
+        }
+        return nil
+    }
+
     /// A readable reason from libwebsockets' connection-error text.
     static func describe(connectionError text: String, endpoint: String) -> String {
         let lowered = text.lowercased()
@@ -384,6 +412,10 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         if lowered.contains("dns") || lowered.contains("getaddrinfo") || lowered.contains("resolve") {
             return "the host name in \(endpoint) could not be resolved"
         }
+        if lowered.contains("ssl"), let verify = LibraryLog.takeVerifyError() {
+            return describe(tlsError: "x509_v_err = \(verify.code): \(verify.reason.lowercased())", endpoint: endpoint) ?? text
+        }
+        if let tls = describe(tlsError: lowered, endpoint: endpoint) { return tls }
         if lowered.hasPrefix("hs:") { return "the WebSocket handshake with \(endpoint) failed (\(text.dropFirst(3).drop(while: { $0 == " " })))" }
         return "the connection to \(endpoint) failed (\(text))"
     }
