@@ -75,36 +75,35 @@ struct RedisHistoryTests {
         #expect(log.entries(after: first - 2) == nil)
     }
 
-    @Test("a full rewrite replaces every key and publishes the state in one transaction")
+    func arguments(_ command: RedisWrites.Command) -> [String] { command.map { String(decoding: $0, as: UTF8.self) } }
+
+    @Test("a full rewrite replaces every key and publishes the state, in one conditional script")
     func fullRewrite() {
         var log = history()
         record(&log, 1...2)
-        let commands = RedisWrites.fullRewrite(log, channel: channel).map { $0.map { String(decoding: $0, as: UTF8.self) } }
-        #expect(commands.first == ["MULTI"] && commands.last == ["EXEC"])
-        #expect(commands[1] == ["DEL", "statecast:t:history"])
-        #expect(commands[2].prefix(2) == ["RPUSH", "statecast:t:history"] && commands[2].count == 4)
-        #expect(commands[3].prefix(2) == ["SET", "statecast:t:base"])
-        #expect(commands[4].prefix(2) == ["SET", "statecast:t:state"])
-        #expect(commands[5].prefix(2) == ["PUBLISH", "statecast:t"])
-        #expect(commands[5][2] == commands[4][2])
-        #expect(commands[5][2].contains("\"seq\":102") && commands[5][2].contains("\"epoch\":\"e\""))
+        let args = arguments(RedisWrites.fullRewrite(log, channel: channel))
+        #expect(args[0] == "EVAL" && args[1] == RedisWrites.script && args[2] == "4")
+        #expect(Array(args[3...6]) == ["statecast:t:state", "statecast:t:base", "statecast:t:history", "statecast:t:mark"])
+        #expect(Array(args[7...12]) == ["full", "", "e:102", "e", "102", "statecast:t"])
+        #expect(args[13].contains("\"seq\":102") && args[13].contains("\"epoch\":\"e\"") && args[13].contains("session_update"))
+        #expect(args[14].contains("\"seq\":100"))     // the base
+        #expect(args[15] == "2")                       // the history's length
+        #expect(args.count == 18 && args[16].contains("\"seq\":101") && args[17].contains("\"seq\":102"))
     }
 
-    @Test("an incremental write appends, publishes each envelope, and moves the base only when it moved")
+    @Test("an incremental write appends after the mark it follows, and sends the base only when it moved")
     func incremental() throws {
         var log = history(maxCount: 8)
         record(&log, 1...3)
-        let plain = try #require(RedisWrites.incremental(log, channel: channel, syncedSeq: 101, syncedBaseSeq: 100))
-        let names = plain.map { String(decoding: $0[0], as: UTF8.self) }
-        #expect(names == ["MULTI", "RPUSH", "SET", "PUBLISH", "PUBLISH", "EXEC"])
-        #expect(plain[1].count == 4)   // RPUSH key + 2 envelopes (102, 103)
+        let plain = arguments(try #require(RedisWrites.incremental(log, channel: channel, syncedSeq: 101, syncedBaseSeq: 100)))
+        #expect(Array(plain[7...12]) == ["append", "e:101", "e:103", "e", "103", "statecast:t"])
+        #expect(plain[14] == "" && plain[15] == "3")
+        #expect(plain.count == 18 && plain[16].contains("\"seq\":102") && plain[17].contains("\"seq\":103"))
         #expect(RedisWrites.incremental(log, channel: channel, syncedSeq: 103, syncedBaseSeq: 100)?.isEmpty == true)
 
         record(&log, 4...12)   // trims: the base moves
-        let moved = try #require(RedisWrites.incremental(log, channel: channel, syncedSeq: 111, syncedBaseSeq: 100))
-        let movedNames = moved.map { String(decoding: $0[0], as: UTF8.self) }
-        #expect(movedNames == ["MULTI", "RPUSH", "LTRIM", "SET", "SET", "PUBLISH", "EXEC"])
-        #expect(String(decoding: moved[2][2], as: UTF8.self) == "-\(log.entries.count)")
+        let moved = arguments(try #require(RedisWrites.incremental(log, channel: channel, syncedSeq: 111, syncedBaseSeq: 100)))
+        #expect(moved[14].contains("\"seq\":\(log.baseSeq)") && moved[15] == String(log.entries.count))
         // What Redis was told before is no longer in the history: only a full rewrite will do.
         #expect(RedisWrites.incremental(log, channel: channel, syncedSeq: 100, syncedBaseSeq: 100) == nil)
     }

@@ -198,6 +198,31 @@ struct RedisLiveTests {
         #expect(relay.status.seq == 5 && relay.session == next)
     }
 
+    @Test("a late write (left in a socket that timed out) never steps Redis back")
+    func lateWritesAreNoOps() throws {
+        let redis = try TestRedis()
+        let channel = try RedisChannel("late")
+        let client = try redis.client()
+        var log = PublishedHistory(initial: Session(name: "s", config: ["k": 0]), seq: 10, epoch: "e", maxCount: 64, maxBytes: 1 << 20)
+        #expect(try client.command(RedisWrites.fullRewrite(log, channel: channel)) == .integer(1))
+        log.record(Envelope(.configUpdate(["k": 1]), seq: 11), state: Session(name: "s", config: ["k": 1]))
+        let lateAppend = try #require(RedisWrites.incremental(log, channel: channel, syncedSeq: 10, syncedBaseSeq: 10))
+        let lateFull = RedisWrites.fullRewrite(log, channel: channel)
+        log.record(Envelope(.configUpdate(["k": 2]), seq: 12), state: Session(name: "s", config: ["k": 2]))
+        // The publisher reconnected and rewrote everything at seq 12 …
+        #expect(try client.command(RedisWrites.fullRewrite(log, channel: channel)) == .integer(1))
+        // … then Redis runs the writes of the dead connection: both are refused.
+        #expect(try client.command(lateAppend) == .integer(0))
+        #expect(try client.command(lateFull) == .integer(0))
+        let snapshot = try #require(try RedisSnapshotReader.read(client, channel: channel))
+        #expect(snapshot.seq == 12 && snapshot.chain?.history.count == 2)
+        // The next append after 12 goes through.
+        log.record(Envelope(.configUpdate(["k": 3]), seq: 13), state: Session(name: "s", config: ["k": 3]))
+        let next = try #require(RedisWrites.incremental(log, channel: channel, syncedSeq: 12, syncedBaseSeq: 10))
+        #expect(try client.command(next) == .integer(1))
+        #expect(try RedisSnapshotReader.read(client, channel: channel)?.chain?.history.count == 3)
+    }
+
     @Test("an unreachable Redis fails at once, naming the URL")
     func unreachable() throws {
         let url = try RedisURL(parsing: "redis://127.0.0.1:1")

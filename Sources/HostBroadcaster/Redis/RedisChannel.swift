@@ -4,6 +4,7 @@
 /// - `statecast:NAME:state`: the current full state, a `session_update` envelope with seq and epoch.
 /// - `statecast:NAME:base`: the full state just before the oldest history entry (a `session_update`).
 /// - `statecast:NAME:history`: a list of the recent envelopes, oldest first, for resuming viewers.
+/// - `statecast:NAME:mark`: "EPOCH:SEQ" of the publisher's last write (see `RedisWrites`).
 ///
 /// `base` plus `history` rebuild every state of the recent past exactly, so a
 /// relay that starts can fill its own resume log without ever showing a
@@ -29,6 +30,8 @@ public struct RedisChannel: Sendable, Hashable, CustomStringConvertible {
     public var baseKey: String { "statecast:\(name):base" }
     /// The key of the history list.
     public var historyKey: String { "statecast:\(name):history" }
+    /// The key of the last write's "EPOCH:SEQ".
+    public var markKey: String { "statecast:\(name):mark" }
 
     public var description: String { pubsub }
 }

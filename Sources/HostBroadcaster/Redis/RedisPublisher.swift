@@ -9,10 +9,11 @@ public import Logging
 ///
 /// Hang ``record(_:state:)`` on ``HostConfiguration/onBroadcast``: it only
 /// enqueues (it runs under the host's lock). A thread of the publisher's own
-/// owns the hiredis connection and, per batch of envelopes, runs one
-/// `MULTI`…`EXEC` that appends them to the history, updates the state (and
-/// the base when the history was trimmed) and `PUBLISH`es each one (see
-/// ``RedisChannel`` for the keys).
+/// owns the hiredis connection and, per batch of envelopes, runs one small
+/// Lua script that appends them to the history, updates the state (and the
+/// base when the history was trimmed) and `PUBLISH`es each one, atomically
+/// and only if Redis still holds this publisher's last write (see
+/// ``RedisChannel`` for the keys, `RedisWrites` for why a script).
 ///
 /// When Redis goes away the host keeps serving its own viewers; the
 /// publisher keeps its copy of the history up to date, reconnects with
@@ -140,17 +141,26 @@ public final class RedisPublisher: Sendable {
                     nextAttempt = .now + backoff.nextDelay()
                 }
             }
-            if let open = connection {
-                do {
-                    let commands: [RedisWrites.Command]
-                    if let synced, let incremental = RedisWrites.incremental(history, channel: channel, syncedSeq: synced.seq, syncedBaseSeq: synced.baseSeq) {
-                        commands = incremental
-                    } else {
-                        commands = RedisWrites.fullRewrite(history, channel: channel)
+            if let open = connection, ContinuousClock.now >= nextAttempt {
+                do throws(RedisError) {
+                    var appending = false
+                    var command = RedisWrites.fullRewrite(history, channel: channel)
+                    if let synced, let incremental = RedisWrites.incremental(
+                        history, channel: channel, syncedSeq: synced.seq, syncedBaseSeq: synced.baseSeq) {
+                        command = incremental
+                        appending = true
                     }
-                    if !commands.isEmpty {
-                        let replies = try open.pipeline(commands)
-                        try check(replies)
+                    if !command.isEmpty, try open.command(command) == .integer(0) {
+                        // The condition failed: Redis does not hold what this publisher wrote last.
+                        synced = nil
+                        if appending {
+                            logger.debug("Redis at \(url) does not hold the last write for \(channel); rewriting it")
+                        } else {
+                            logger.warning("Redis at \(url) holds a newer state for \(channel) than this host; is another host publishing on it? retrying")
+                            nextAttempt = .now + backoff.nextDelay()
+                        }
+                        if stopping { break }
+                        continue
                     }
                     let wasFull = synced == nil
                     synced = (history.currentSeq, history.baseSeq)
@@ -185,24 +195,10 @@ public final class RedisPublisher: Sendable {
                 }
             }
             if stopping { break }
-            let wait: Duration = connection == nil ? max(.milliseconds(10), nextAttempt - .now) : .seconds(1)
+            let wait: Duration = nextAttempt > .now ? max(.milliseconds(10), nextAttempt - .now) : .seconds(1)
             _ = self.wake.wait(timeout: .now() + .nanoseconds(Int(wait.components.seconds) * 1_000_000_000 + Int(wait.components.attoseconds / 1_000_000_000)))
         }
         connection?.close()
         finished.signal()
-    }
-
-    /// The last reply is EXEC's: an array when the transaction ran.
-    private func check(_ replies: [RedisValue]) throws(RedisError) {
-        for reply in replies {
-            if case .error(let message) = reply { throw .refused(url, "the publish transaction", message) }
-        }
-        if let last = replies.last, case .array(let results) = last {
-            for result in results {
-                if case .error(let message) = result { throw .refused(url, "a write of the publish transaction", message) }
-            }
-        } else if replies.last != nil {
-            throw .refused(url, "the publish transaction", "EXEC did not run")
-        }
     }
 }
