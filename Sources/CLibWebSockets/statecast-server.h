@@ -151,6 +151,12 @@ static inline int statecast_http_write_headers(struct lws *wsi, unsigned int sta
     return 0;
 }
 
+/// Bytes that already are complete WebSocket frames, in one write (lws keeps
+/// whatever the kernel refuses and sends it first when the socket drains).
+static inline int statecast_write_raw(struct lws *wsi, unsigned char *frames, size_t len) {
+    return lws_write(wsi, frames, len, LWS_WRITE_RAW);
+}
+
 static inline int statecast_write_http_final(struct lws *wsi, unsigned char *payload, size_t len) {
     return lws_write(wsi, payload, len, LWS_WRITE_HTTP_FINAL);
 }

@@ -24,10 +24,30 @@ final class OutgoingMessage: @unchecked Sendable {
         self.isFullState = isFullState
         self.resetsViewers = resetsViewers
         self.payloadCount = bytes.count
-        storage = .allocate(byteCount: Self.headroom + bytes.count, alignment: 16)
+        let headroom = Self.headroom
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: headroom + bytes.count, alignment: 16)
         bytes.withUnsafeBytes { source in
-            UnsafeMutableRawBufferPointer(rebasing: storage[Self.headroom...]).copyMemory(from: source)
+            UnsafeMutableRawBufferPointer(rebasing: storage[headroom...]).copyMemory(from: source)
         }
+        // The unmasked FIN+text header lws_write would put in front, so batches can send the frame as is.
+        let count = UInt64(bytes.count)
+        let header: [UInt8] =
+            count < 126 ? [0x81, UInt8(count)]
+            : count < 65536 ? [0x81, 126, UInt8(count >> 8), UInt8(count & 0xFF)]
+            : [0x81, 127] + (0..<8).reversed().map { UInt8((count >> (8 * UInt64($0))) & 0xFF) }
+        header.withUnsafeBytes { source in
+            UnsafeMutableRawBufferPointer(rebasing: storage[(headroom - header.count)..<headroom]).copyMemory(from: source)
+        }
+        self.storage = storage
+        frameHeaderCount = header.count
+    }
+
+    /// Bytes of WebSocket frame header in front of ``payload``.
+    let frameHeaderCount: Int
+
+    /// The whole text frame (header and payload), the same bytes for every viewer.
+    var frame: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: storage[(Self.headroom - frameHeaderCount)..<(Self.headroom + payloadCount)])
     }
 
     deinit { storage.deallocate() }

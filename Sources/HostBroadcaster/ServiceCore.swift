@@ -36,6 +36,9 @@ final class ServiceCore: @unchecked Sendable {
     let pollTimer: UnsafeMutablePointer<statecast_timer>
     let stopTimer: UnsafeMutablePointer<statecast_timer>
     private let pingBuffer: UnsafeMutableRawBufferPointer
+    /// Scratch for ``writeBatch``: headroom plus `batchCapacity` bytes of frames.
+    private let batchBuffer: UnsafeMutableRawBufferPointer
+    static let batchCapacity = 16 * 1024
 
     init(shared: HostShared, configuration: HostConfiguration, logger: Logger) {
         self.shared = shared
@@ -53,6 +56,8 @@ final class ServiceCore: @unchecked Sendable {
         }
         pingBuffer = .allocate(byteCount: OutgoingMessage.headroom + 16, alignment: 16)
         pingBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        batchBuffer = .allocate(byteCount: OutgoingMessage.headroom + Self.batchCapacity, alignment: 16)
+        batchBuffer.initializeMemory(as: UInt8.self, repeating: 0)
     }
 
     deinit {
@@ -60,6 +65,7 @@ final class ServiceCore: @unchecked Sendable {
         pollTimer.deallocate()
         stopTimer.deallocate()
         pingBuffer.deallocate()
+        batchBuffer.deallocate()
     }
 
     // MARK: Lifecycle (service thread)
@@ -81,7 +87,9 @@ final class ServiceCore: @unchecked Sendable {
             params.port = Int32(configuration.port)
             params.ipv4_only = ipv4Only ? 1 : 0
             params.per_session_data_size = MemoryLayout<statecast_pss>.size
-            params.rx_buffer_size = 4096
+            // lws mallocs this per connection (rx_ubuf); viewers send next to nothing,
+            // and bigger messages still arrive in pieces (docs/PERFORMANCE.md: -3.5 KiB/viewer).
+            params.rx_buffer_size = 512
             // One send() may carry a whole snapshot; lws copies only what the kernel refuses.
             params.tx_packet_size = 16 << 20
             params.handshake_timeout_secs = UInt32(max(1, configuration.handshakeTimeoutSeconds))
@@ -222,6 +230,7 @@ final class ServiceCore: @unchecked Sendable {
             return 0
         }
         guard let message = nextMessage(for: pss) else { return 0 }
+        if !sse, let batched = writeBatch(wsi, pss, from: message) { return batched }
         let frame = sse ? message.serverSentEvent : message
         let written = sse
             ? statecast_write_http(wsi, frame.payload, frame.payloadCount)
@@ -256,6 +265,30 @@ final class ServiceCore: @unchecked Sendable {
         guard let next = log.message(seq: pss.pointee.next_seq) else { return nil }
         pss.pointee.next_seq += 1
         return next
+    }
+
+    /// A WebSocket viewer two or more updates behind gets them in one write: the
+    /// log's ready-made frames from `first` on, gathered into `batchBuffer` (at most
+    /// `batchCapacity` bytes, so what lws may have to hold for a slow viewer stays
+    /// bounded). Nil: `first` is not from the log, or alone; send it the usual way.
+    private func writeBatch(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, from first: OutgoingMessage) -> Int32? {
+        guard let last = log.lastSeq, last > first.seq, log.message(seq: first.seq) === first else { return nil }
+        let base = batchBuffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
+        var used = 0
+        var seq = first.seq
+        while seq <= last, let message = log.message(seq: seq) {
+            let frame = message.frame
+            if used + frame.count > Self.batchCapacity { break }
+            base.advanced(by: used).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
+            used += frame.count
+            seq += 1
+        }
+        guard seq - first.seq >= 2 else { return nil }
+        let written = statecast_write_raw(wsi, base.assumingMemoryBound(to: UInt8.self), used)
+        if written < used { return -1 }
+        pss.pointee.next_seq = seq
+        if hasWork(pss) { requestWrite(wsi, pss) }
+        return 0
     }
 
     private func writeControl(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, _ message: OutgoingMessage) -> Int32 {
