@@ -428,3 +428,29 @@ def test_relay_needs_redis_and_channel(run_host):
     result = run_host("relay", "--port", "0", timeout=20)
     assert result.returncode != 0
     assert "--redis" in result.stderr and "--channel" in result.stderr
+
+
+def test_a_relay_enforces_its_token_and_reports_itself_in_status(start_host, start_relay, redis_server, session_file):
+    host = publishing_host(start_host, session_file, redis_server, "guarded")
+    relay = start_relay(redis_server, "guarded", "--token", "s3cret")
+    assert relay.status() == {"running": True}   # without the token: nothing more
+    code, body = relay.http_get("/status?token=s3cret")
+    status = json.loads(body)
+    assert code == 200 and status["role"] == "relay" and status["upstream"] == {"redis": redis_server.url, "channel": "guarded"}
+    assert status["seq"] == host.status()["seq"] and status["upstreamEpoch"]
+    code, _ = relay.http_get("/events")
+    assert code == 401
+
+    async def scenario() -> None:
+        seen = Seen("ws", "relay")
+        task = asyncio.create_task(follow_websocket(relay.url + "?token=s3cret", seen))
+        refused = Seen("ws", "relay")
+        await follow_websocket(relay.url, refused)
+        try:
+            await until(lambda: seen.state is not None, 10, "the state with the token")
+            assert seen.state == BASE_SESSION
+            assert refused.state is None and refused.error is not None and "401" in str(refused.error)
+        finally:
+            await stop_all([task])
+
+    run(scenario())
