@@ -7,6 +7,7 @@ public func envelopeFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> 
     let bytes = UnsafeBufferPointer(start: data, count: size)
     let parsed = checkJSON(bytes)
     checkEnvelope(bytes, parsed: parsed)
+    if case let .success(value) = parsed { checkSchemaFile(value) }
     return 0
 }
 
@@ -73,6 +74,7 @@ private func checkEnvelope(_ bytes: UnsafeBufferPointer<UInt8>, parsed: Result<J
     case let (.success(envelope), .success(other)):
         require(envelope.encoded() == other.encoded(), "Envelope(decoding:) and Envelope(json:) disagree")
         checkRoundTrip(envelope, input: parsed)
+        checkViewerWhitelist(envelope)
     default:
         require(false, "Envelope(decoding:) gave \(decoded), parse + Envelope(json:) gave \(twoStep)")
     }
@@ -110,5 +112,53 @@ private func checkRoundTrip(_ envelope: Envelope, input: Result<JSONValue, JSONE
     case let .sessionUpdate(session):
         require(value["payload"]?["name"] == .string(session.name), "session name changed: \(text)")
         require(identical(value["payload"]?["data"] ?? .object([:]), session.data), "session data changed: \(text)")
+    }
+}
+
+// MARK: - Viewer side (SPEC §4)
+
+/// The config a viewer holds when a `config_update` arrives: one field of each derived type.
+private func viewerConfig() -> JSONObject {
+    ["speed": 1.5, "mode": "wave", "on": true, "shape": ["r": 1], "points": [1, 2], "later": nil]
+}
+
+/// The whitelist a viewer applies: a schema derived from a full state accepts that
+/// state's own config, and filtering a `config_update` accounts for every member.
+private func checkViewerWhitelist(_ envelope: Envelope) {
+    switch envelope.payload {
+    case let .sessionUpdate(session):
+        let schema = FieldSchema.derived(from: session.config)
+        let result = schema.filter(session.config)
+        require(result.rejected.isEmpty, "a derived schema rejects its own config: \(result.rejected)")
+        require(identical(.object(result.accepted), .object(session.config)), "a derived schema changed its own config")
+    case let .configUpdate(update):
+        let schema = FieldSchema.derived(from: viewerConfig())
+        let result = schema.filter(update)
+        require(result.accepted.count + result.rejected.count == update.count, "filter lost or invented members")
+        for (key, value) in result.accepted {
+            require(schema.accepts(value, forKey: key), "filter accepted \(key) that accepts(_:forKey:) refuses")
+            require(update[key].map { identical($0, value) } == true, "filter changed the value of \(key)")
+        }
+        for rejection in result.rejected {
+            require(update[rejection.key].map { !schema.accepts($0, forKey: rejection.key) } == true,
+                    "filter rejected \(rejection.key) that accepts(_:forKey:) allows")
+            require(!rejection.description.isEmpty, "empty rejection description")
+        }
+    }
+}
+
+/// The input as a `--schema FILE`: it is a schema or a `SchemaError`, never a crash; a schema
+/// declares exactly the members it was given.
+private func checkSchemaFile(_ value: JSONValue) {
+    switch Result(catching: { () throws(SchemaError) -> FieldSchema in try FieldSchema(schemaJSON: value) }) {
+    case let .success(schema):
+        guard case var .object(members) = value else { return require(false, "a non-object schema was accepted") }
+        if members.count == 1, case let .object(wrapped)? = members["fields"] { members = wrapped }
+        require(schema.fields.count + schema.untypedFields.count == members.count, "schema lost or invented fields")
+        for key in members.keys {
+            require(schema.fields[key] != nil || schema.untypedFields.contains(key), "schema lost field \(key)")
+        }
+    case let .failure(error):
+        require(!error.description.isEmpty, "empty SchemaError description")
     }
 }
