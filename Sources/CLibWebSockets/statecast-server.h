@@ -106,6 +106,7 @@ typedef struct statecast_pss {
     uint8_t preamble_due;        // SSE: send "retry:" before the first event
     int64_t last_write_us;       // SSE: when we last wrote (keepalive comments)
     uint8_t is_echo;             // the opt-in echo endpoint (not a viewer)
+    uint8_t too_big;             // sent a message over the limit: close with 1009 on the next writeable
     unsigned char *http_body;    // HTTP response body (malloc), for HTTP_WRITEABLE
     size_t http_body_len;
 } statecast_pss;

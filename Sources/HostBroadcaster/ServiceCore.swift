@@ -213,6 +213,10 @@ final class ServiceCore: @unchecked Sendable {
         let sse = pss.pointee.is_sse != 0
         // lws already sent a Close of its own (a protocol error): no data may follow it.
         if !sse, lws_get_close_length(wsi) != 0 { return -1 }
+        if pss.pointee.too_big != 0 {
+            statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE.rawValue), "message too big")
+            return -1
+        }
         if pss.pointee.closing != 0 {
             if !sse { statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_GOINGAWAY.rawValue), "host stopping") }
             return -1
@@ -330,12 +334,18 @@ final class ServiceCore: @unchecked Sendable {
         if lws_is_first_fragment(wsi) != 0 { pss.pointee.rx_message_bytes = 0 }
         pss.pointee.rx_message_bytes += Int64(length)
         let frameRemaining = Int64(lws_remaining_packet_payload(wsi))
+        if pss.pointee.too_big != 0 { return 0 }
         if pss.pointee.rx_message_bytes + frameRemaining > Int64(configuration.maxIncomingMessageBytes) {
             logger.debug("closing a viewer that sent a message over the limit", metadata: [
                 "limit": "\(configuration.maxIncomingMessageBytes)",
             ])
-            statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE.rawValue), "message too big")
-            return -1
+            // Close from the writeable callback: lws then sends the Close frame and
+            // keeps reading (and discarding) until the peer answers, instead of
+            // closing a socket with unread data, which the kernel turns into a
+            // reset that can swallow the Close frame.
+            pss.pointee.too_big = 1
+            requestWrite(wsi, pss)
+            return 0
         }
         if lws_is_final_fragment(wsi) != 0, frameRemaining == 0 { pss.pointee.rx_message_bytes = 0 }
         return 0

@@ -3,6 +3,7 @@ import Envelope
 import Foundation
 import HostBroadcaster
 import Logging
+import ServiceLifecycle
 
 /// `statecast-host relay --redis URL --channel NAME …`: serve another host's
 /// session, fed through Redis (docs/SCALING.md).
@@ -139,8 +140,22 @@ struct Relay: AsyncParsableCommand {
         }
         if secret != nil { Console.out("Viewers must present the token (Authorization: Bearer … or ?token=…).") }
 
-        let signal = await ShutdownSignal.wait()
-        logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        let group = ServiceGroup(configuration: .init(
+            services: [RelayService(feed: feed, host: host, logger: logger)],
+            gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
+        try await group.run()
+    }
+}
+
+/// Runs until SIGINT/SIGTERM, then stops following Redis and closes every viewer with 1001.
+struct RelayService: Service {
+    let feed: RelayFeed
+    let host: HostBroadcaster
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.info("shutting down")
         feed.stop()
         host.stop()
     }

@@ -4,6 +4,7 @@ import Envelope
 import Foundation
 import HostBroadcaster
 import Logging
+import ServiceLifecycle
 
 /// `statecast-host serve [SESSION.json] …`
 struct Serve: AsyncParsableCommand {
@@ -196,12 +197,15 @@ struct Serve: AsyncParsableCommand {
         }
         let demo = sessionFile == nil ? Task { await DemoSession.animate(store) } : nil
 
-        let signal = await ShutdownSignal.wait()
-        logger.info("shutting down", metadata: ["signal": "\(signal)"])
-        demo?.cancel()
-        watcher?.stop()
-        store.flush()
-        host.stop()
+        let fileWatcher = watcher
+        let service = HostService(store: store, host: host) {
+            logger.info("shutting down")
+            demo?.cancel()
+            fileWatcher?.stop()
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [service], gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
+        try await group.run()
         publisher?.0.stop()
     }
 }
