@@ -229,7 +229,10 @@ final class ServiceCore: @unchecked Sendable {
             pss.pointee.ping_due = 0
             if sse { return writeControl(wsi, pss, Self.sseKeepalive) }
             let payload = pingBuffer.baseAddress!.advanced(by: OutgoingMessage.headroom).assumingMemoryBound(to: UInt8.self)
-            if statecast_write_ping(wsi, payload, 0) < 0 { return -1 }
+            // One byte of payload: lws 4.1.6 never passes an empty Pong to
+            // LWS_CALLBACK_RECEIVE_PONG (ops-ws.c skips it), so answers to an
+            // empty Ping would go unseen and every quiet viewer would be hung up.
+            if statecast_write_ping(wsi, payload, 1) < 0 { return -1 }
             if hasWork(pss) { requestWrite(wsi, pss) }
             return 0
         }
@@ -348,6 +351,26 @@ final class ServiceCore: @unchecked Sendable {
             return 0
         }
         if lws_is_final_fragment(wsi) != 0, frameRemaining == 0 { pss.pointee.rx_message_bytes = 0 }
+        return 0
+    }
+
+    /// A Close frame from a viewer or an echo client, before libwebsockets answers it.
+    ///
+    /// lws 4.1.6 turns the codes RFC 6455 forbids below 3000 into 1002 in the
+    /// payload it echoes, but echoes codes from 5000 up as they came and a
+    /// 1-byte payload (no valid code at all) too. The same in-place rewrite
+    /// answers codes from 5000 up with 1002; a 1-byte payload fails the
+    /// connection (dropped without a Close, as lws does for a Close whose
+    /// reason is not UTF-8), since lws echoes the payload's own length.
+    func peerInitiatedClose(_ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
+        guard length > 0, let input else { return 0 }
+        guard length >= 2 else { return -1 }
+        let bytes = input.assumingMemoryBound(to: UInt8.self)
+        if Int(bytes[0]) << 8 | Int(bytes[1]) >= 5000 {
+            let protocolError = UInt16(LWS_CLOSE_STATUS_PROTOCOL_ERR.rawValue)
+            bytes[0] = UInt8(protocolError >> 8)
+            bytes[1] = UInt8(protocolError & 0xFF)
+        }
         return 0
     }
 
@@ -704,7 +727,7 @@ private func hostCallback(
         } else {
             core.logger.debug("a viewer closed the connection", metadata: ["close-code": "none"])
         }
-        return 0
+        return core.peerInitiatedClose(input, length: length)
     case LWS_CALLBACK_RECEIVE_PONG:
         if let pss { core.viewerPong(pss) }
         return 0

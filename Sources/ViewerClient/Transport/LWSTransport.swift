@@ -389,7 +389,8 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         if has(10) || lowered.contains("certificate has expired") {
             return "the certificate of \(endpoint) has expired; renew it on the host (or pass --insecure to connect anyway)"
         }
-        if has(62) || lowered.contains("hostname mismatch") {
+        // 62: a DNS name not in the certificate; 64: an IP literal not in its IP SANs.
+        if has(62) || has(64) || lowered.contains("hostname mismatch") || lowered.contains("ip address mismatch") {
             return "the certificate of \(endpoint) is for another host name; connect with the name the certificate was issued for (or pass --insecure)"
         }
         if has(18) || has(19) || has(20) || has(21) || has(2) || lowered.contains("self-signed")
@@ -413,7 +414,8 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
             return "the host name in \(endpoint) could not be resolved"
         }
         if lowered.contains("ssl"), let verify = LibraryLog.takeVerifyError() {
-            return describe(tlsError: "x509_v_err = \(verify.code): \(verify.reason.lowercased())", endpoint: endpoint) ?? text
+            return describe(tlsError: "x509_v_err = \(verify.code): \(verify.reason.lowercased())", endpoint: endpoint)
+                ?? "the certificate of \(endpoint) was rejected (\(verify.reason)); fix it on the host (or pass --insecure)"
         }
         if let tls = describe(tlsError: lowered, endpoint: endpoint) { return tls }
         if lowered.hasPrefix("hs:") { return "the WebSocket handshake with \(endpoint) failed (\(text.dropFirst(3).drop(while: { $0 == " " })))" }
