@@ -31,6 +31,7 @@ let package = Package(
             providers: [.apt(["libwebsockets-dev"])]
         ),
         .systemLibrary(name: "CQRencode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .target(
             name: "Envelope",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
@@ -44,7 +45,7 @@ let package = Package(
         .target(
             name: "HostBroadcaster",
             dependencies: [
-                "CLibWebSockets", "Envelope", "Debounce",
+                "CLibWebSockets", "CHiredis", "Envelope", "Debounce",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

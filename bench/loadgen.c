@@ -56,6 +56,8 @@ static struct {
     int quiet;
     char **host_extra;          // extra host arguments (after --)
     int host_extra_count;
+    int relays;                 // relay mode: K relays fed through Redis, viewers on them only
+    const char *redis_url;      // relay mode: the Redis server (redis://127.0.0.1:PORT)
 } opt = {
     .host_bin = ".build/release/statecast-host",
     .viewers = 100,
@@ -283,6 +285,19 @@ static viewer *viewers;
 static int epfd;
 static int ports[MAX_HOSTS];
 
+/// The port viewer `index` connects to: spread over the hosts, or in relay
+/// mode over the relays (processes 1…K; process 0 is the publishing host).
+static int viewer_port(int index) {
+    return opt.relays > 0 ? ports[1 + index % opt.relays] : ports[index % host_count];
+}
+
+/// CPU seconds of processes first…last-1 (relay mode: 0 = host, 1… = relays).
+static double cpu_seconds_of(int first, int last) {
+    double sum = 0;
+    for (int h = first; h < last; h++) sum += proc_cpu_seconds(host_pids[h]);
+    return sum;
+}
+
 static struct {
     int opened, ready, dead, handshakes_in_flight;
     uint64_t delivered, out_of_order, gap_lost, bad_frames, pings, session_updates_late;
@@ -314,7 +329,7 @@ static void viewer_open(int index) {
     if (v->fd < 0) die(2, "socket: %s (raise ulimit -n)", strerror(errno));
     int one = 1;
     setsockopt(v->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int port = ports[index % host_count];      // viewers spread evenly over the hosts
+    int port = viewer_port(index);             // viewers spread evenly over the hosts (or relays)
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     v->state = V_CONNECTING;
@@ -335,7 +350,7 @@ static void viewer_send_request(viewer *v, int index) {
     int n = snprintf(req, sizeof req,
                      "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     ports[index % host_count]);
+                     viewer_port(index));
     if (send(v->fd, req, (size_t)n, MSG_NOSIGNAL) != n) { viewer_fail(v, "could not send the handshake"); return; }
     v->state = V_HANDSHAKE;
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)index };
@@ -527,13 +542,25 @@ static void start_host(int h) {
         dup2(out[1], 1);
         char *args[64];
         int a = 0;
+        static char channel[32];
+        snprintf(channel, sizeof channel, "bench-%d", (int)parent);
         args[a++] = (char *)opt.host_bin;
-        args[a++] = "serve";
-        args[a++] = session_path;
-        args[a++] = "--no-watch";
-        args[a++] = "--stdin";
-        args[a++] = "--debounce-ms";
-        args[a++] = "0";
+        if (opt.relays > 0 && h > 0) {
+            args[a++] = "relay";
+        } else {
+            args[a++] = "serve";
+            args[a++] = session_path;
+            args[a++] = "--no-watch";
+            args[a++] = "--stdin";
+            args[a++] = "--debounce-ms";
+            args[a++] = "0";
+        }
+        if (opt.relays > 0) {
+            args[a++] = "--redis";
+            args[a++] = (char *)opt.redis_url;
+            args[a++] = "--channel";
+            args[a++] = channel;
+        }
         args[a++] = "--bind";
         args[a++] = "127.0.0.1";
         args[a++] = "--port";
@@ -569,6 +596,14 @@ static void start_host(int h) {
         line[used] = 0;
         char *nl = strchr(line, '\n');
         if (!nl) { if (used >= sizeof line - 1) used = 0; continue; }
+        if (strncmp(line, "Relaying ", 9) == 0) {   // a relay names its upstream first
+            size_t rest = used - (size_t)(nl + 1 - line);
+            memmove(line, nl + 1, rest);
+            used = rest;
+            line[used] = 0;
+            nl = strchr(line, '\n');
+            if (!nl) continue;
+        }
         *nl = 0;
         char *colon = strrchr(line, ':');
         if (strncmp(line, "Serving ", 8) == 0 && colon) port = atoi(colon + 1);
@@ -613,7 +648,8 @@ static void publish(int count) {
         bc_sent[k] = t;
     }
     if (st.first_publish_ns == 0) st.first_publish_ns = bc_sent[published + 1];
-    for (int h = 0; h < host_count; h++) {
+    int targets = opt.relays > 0 ? 1 : host_count;   // relays take their updates from Redis
+    for (int h = 0; h < targets; h++) {
         size_t off = 0;
         while (off < used) {
             ssize_t w = write(host_stdin[h], line_buf + off, used - off);
@@ -637,6 +673,8 @@ static void usage(int code) {
             "               [-- HOST-ARGS…]\n"
             "  --hosts H: H separate host processes, viewers spread over them, every update to each\n"
             "             (an upper bound for what H service threads could gain)\n"
+            "  --relays K --redis URL: one publishing host (serve --redis URL) and K relays, viewers\n"
+            "             spread over the relays only; latency is host → Redis → relay → viewer\n"
             "       loadgen --header     (prints the table header that rows line up with)\n");
     exit(code);
 }
@@ -662,6 +700,8 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--inflight")) { NEXT(); opt.inflight = atoi(v); }
         else if (!strcmp(a, "--update-bytes")) { NEXT(); opt.update_bytes = atoi(v); }
         else if (!strcmp(a, "--hosts")) { NEXT(); host_count = atoi(v); }
+        else if (!strcmp(a, "--relays")) { NEXT(); opt.relays = atoi(v); }
+        else if (!strcmp(a, "--redis")) { NEXT(); opt.redis_url = v; }
         else if (!strcmp(a, "--connect-parallel")) { NEXT(); opt.connect_parallel = atoi(v); }
         else if (!strcmp(a, "--connect-timeout")) { NEXT(); opt.connect_timeout = atof(v); }
         else if (!strcmp(a, "--drain-timeout")) { NEXT(); opt.drain_timeout = atof(v); }
@@ -680,6 +720,12 @@ static void parse_args(int argc, char **argv) {
     if (opt.inflight < 1 || opt.inflight > 1024) die(2, "--inflight must be 1…1024");
     if (opt.update_bytes < 0 || opt.update_bytes > 60000) die(2, "--update-bytes must be 0…60000");
     if (host_count < 1 || host_count > MAX_HOSTS) die(2, "--hosts must be 1…%d", MAX_HOSTS);
+    if (opt.relays < 0 || opt.relays > MAX_HOSTS - 1) die(2, "--relays must be 0…%d", MAX_HOSTS - 1);
+    if (opt.relays > 0) {
+        if (!opt.redis_url) die(2, "--relays needs --redis redis://127.0.0.1:PORT");
+        if (host_count != 1) die(2, "--relays and --hosts do not combine");
+        host_count = 1 + opt.relays;
+    }
     if (opt.connect_parallel < 1) opt.connect_parallel = 1;
 }
 
@@ -773,6 +819,7 @@ int main(int argc, char **argv) {
     // --- Publish.
     double load = load_average();
     double cpu0 = hosts_cpu_seconds();
+    double relay_cpu0 = opt.relays > 0 ? cpu_seconds_of(1, host_count) : 0;
     double gen0 = self_cpu_seconds();
     int timer_fd = -1;
     if (opt.rate > 0) {
@@ -813,6 +860,7 @@ int main(int argc, char **argv) {
         if (host_exited()) die(2, "the host exited while publishing");
     }
     double cpu1 = hosts_cpu_seconds();
+    double relay_cpu = opt.relays > 0 ? cpu_seconds_of(1, host_count) - relay_cpu0 : 0;
     long rss_peak = hosts_status_kib("VmHWM");      // high-water mark, connect phase included
     double gen1 = self_cpu_seconds();
     int64_t t_end = st.last_receipt_ns ? st.last_receipt_ns : now_ns();
@@ -831,6 +879,11 @@ int main(int argc, char **argv) {
 #define MS(x) ((double)(x) / 1e6)
     const char *mode = opt.rate > 0 ? "rate" : "throughput";
     const char *server = strrchr(opt.host_bin, '/') ? strrchr(opt.host_bin, '/') + 1 : opt.host_bin;
+    static char relay_name[64];
+    if (opt.relays > 0) {
+        snprintf(relay_name, sizeof relay_name, "%s+%d relays", server, opt.relays);
+        server = relay_name;
+    }
     if (opt.json_path) {
         FILE *j = fopen(opt.json_path, "a");
         if (j) {
@@ -843,14 +896,15 @@ int main(int argc, char **argv) {
                     "\"last_viewer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                     "\"host_cpu_s\":%.2f,\"cpu_us_per_delivery\":%.2f,\"deliveries_per_s\":%.0f,\"span_s\":%.3f,"
                     "\"loadgen_cpu_s\":%.2f,\"loadavg\":%.2f,\"update_bytes\":%d,\"inflight\":%d,\"hosts\":%d,"
-                    "\"rss_peak_kib\":%ld}\n",
+                    "\"rss_peak_kib\":%ld,\"relays\":%d,\"relay_cpu_s\":%.2f,\"relay_cpu_us_per_delivery\":%.2f}\n",
                     opt.label, server, mode, opt.viewers, opt.data_bytes, opt.rate, opt.duration, connect_s, rss_before,
                     rss_idle, kib_per_viewer, published, expected, st.delivered, lost, st.out_of_order,
                     st.session_updates_late, st.bad_frames, MS(hist_percentile(&st.latency, 50)),
                     MS(hist_percentile(&st.latency, 99)), MS(hist_percentile(&st.latency, 99.9)),
                     MS(st.latency.max), MS(hist_percentile(last, 50)), MS(hist_percentile(last, 99)), MS(last->max),
                     host_cpu, per_delivery_us, rate_out, span, gen1 - gen0, load, opt.update_bytes, opt.inflight,
-                    host_count, rss_peak);
+                    host_count, rss_peak, opt.relays, relay_cpu,
+                    st.delivered ? relay_cpu * 1e6 / (double)st.delivered : 0);
             fclose(j);
         }
     }

@@ -367,7 +367,10 @@ export class ViewerState {
  * A viewer connection with automatic reconnect and resume.
  *
  * Options (all optional):
- * - url: the host's ws:// or wss:// URL (default: viewerURL(location), i.e. the page's own host)
+ * - url: the host's ws:// or wss:// URL (default: viewerURL(location), i.e. the page's own host),
+ *   or an array of URLs (a host and its relays): when one fails the client moves to the
+ *   next after failoverDelayMs; the backoff applies once every URL failed in a row
+ * - failoverDelayMs: pause before trying the next URL (default 250, jittered like the backoff)
  * - schema: an explicit whitelist for config_update (see parseSchema); default: derived
  * - onState(session, change): after every applied change
  * - onStatus(status): on every connection change; status is
@@ -383,6 +386,8 @@ export class StateCastClient {
   #socket = null;
   #timer = null;
   #failures = 0;
+  #index = 0;
+  #failedInRow = 0;
   #intentional = false;
   #status = { state: "disconnected", attempt: 0, delayMs: null, retryAt: null, code: null, reason: "" };
 
@@ -396,15 +401,24 @@ export class StateCastClient {
     o.resume ??= true;
     o.backoff = backoffOptions(o.backoff);
     o.url ??= viewerURL();
+    o.urls = (Array.isArray(o.url) ? o.url : [o.url]).map(String);
+    if (o.urls.length === 0) throw new TypeError("options.url is an empty list: give at least one ws:// URL");
+    o.url = o.urls[0];
+    o.failoverDelayMs ??= 250;
     if (typeof o.WebSocket !== "function") throw new TypeError("no WebSocket implementation: pass options.WebSocket");
     this.#options = o;
     /** The applied state; `state.session` is the current session. */
     this.state = new ViewerState({ schema: o.schema });
   }
 
-  /** The URL this client connects to, without the resume query. */
+  /** The URL this client connects (or will connect) to, without the resume query. */
   get url() {
-    return this.#options.url;
+    return this.#options.urls[this.#index];
+  }
+
+  /** Every URL this client may use, in order. */
+  get urls() {
+    return [...this.#options.urls];
   }
 
   /** The current session, or null before the first full state. */
@@ -419,8 +433,8 @@ export class StateCastClient {
 
   /** The URL of the next connection attempt (with since/epoch once a state is held). */
   nextURL() {
-    if (!this.#options.resume || this.state.seq === null) return resumeURL(this.#options.url, {});
-    return resumeURL(this.#options.url, this.state.position);
+    if (!this.#options.resume || this.state.seq === null) return resumeURL(this.url, {});
+    return resumeURL(this.url, this.state.position);
   }
 
   /** Opens the connection (again, after disconnect()). Does nothing while connected or connecting. */
@@ -475,6 +489,7 @@ export class StateCastClient {
     socket.onopen = () => {
       if (this.#socket !== socket) return;
       this.#failures = 0;
+      this.#failedInRow = 0;
       this.#setStatus({ state: "connected", attempt: 0, delayMs: null, retryAt: null, code: null, reason: "" });
     };
     socket.onmessage = (event) => {
@@ -506,8 +521,18 @@ export class StateCastClient {
 
   #scheduleReconnect(code, reason) {
     const o = this.#options;
-    const delayMs = backoffDelay(this.#failures, o.backoff, o.random);
-    this.#failures += 1;
+    let delayMs;
+    this.#failedInRow += 1;
+    if (o.urls.length > 1) this.#index = (this.#index + 1) % o.urls.length;
+    if (o.urls.length > 1 && this.#failedInRow < o.urls.length) {
+      // Another URL has not failed yet in this round: try it soon (resuming there).
+      const jitter = o.backoff.jitter ? 1 + o.backoff.jitter * (2 * o.random() - 1) : 1;
+      delayMs = Math.round(o.failoverDelayMs * jitter);
+    } else {
+      delayMs = backoffDelay(this.#failures, o.backoff, o.random);
+      this.#failedInRow = 0;
+      this.#failures += 1;
+    }
     this.#setStatus({
       state: "reconnecting", attempt: this.#failures, delayMs, retryAt: o.now() + delayMs, code, reason,
     });

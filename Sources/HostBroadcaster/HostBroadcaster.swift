@@ -157,12 +157,14 @@ public final class HostBroadcaster: Sendable {
         }
     }
 
-    static func wallClockSeq() -> Int64 {
+    /// A seq for a new run's initial state: the wall-clock time in ms, so a later
+    /// run's seqs exceed an earlier one's.
+    public static func wallClockSeq() -> Int64 {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 
-    /// 16 random hex digits.
-    static func makeEpoch() -> String {
+    /// A new run's epoch: 16 random hex digits.
+    public static func makeEpoch() -> String {
         var generator = SystemRandomNumberGenerator()
         return String(format: "%016llx", generator.next() as UInt64)
     }

@@ -35,11 +35,19 @@ import Synchronization
 ///   applied, so a StateCast host sends only what changed meanwhile
 ///   (`configuration.resumes`).
 ///
+/// - Given several URLs (a host and its relays, docs/SCALING.md), the client
+///   uses one at a time and, when it fails, moves to the next after
+///   `configuration.failoverDelay`, resuming there with the same
+///   `?since=SEQ&epoch=EPOCH`; the backoff applies only once every URL has
+///   failed in a row (``FailoverSchedule``).
+///
 /// Call `disconnect()` before dropping the last reference; a client dropped
 /// while connected stops its engine without a close handshake.
 public final class ViewerClient: Sendable {
-    /// The host's address.
-    public let url: ViewerURL
+    /// The host's address (the first of ``urls``).
+    public var url: ViewerURL { urls[0] }
+    /// Every address the client may use, in failover order (at least one).
+    public let urls: [ViewerURL]
     /// The configuration the client was created with.
     public let configuration: ViewerConfiguration
 
@@ -77,19 +85,59 @@ public final class ViewerClient: Sendable {
         configuration: ViewerConfiguration = ViewerConfiguration(),
         logger: Logger = Logger(label: "statecast.viewer")
     ) throws(ViewerError) {
-        let transport = try LWSTransport(url: url, configuration: configuration, logger: logger)
-        try self.init(url: url, configuration: configuration, logger: logger, transport: transport)
+        try self.init(urls: [url], configuration: configuration, logger: logger)
+    }
+
+    /// Creates a client that fails over between several equivalent hosts (a
+    /// host and its relays), in the order given. Nothing connects before ``start()``.
+    ///
+    /// - Throws: ``ViewerError`` `.badURL` for the first malformed URL, or
+    ///   `.invalidConfiguration` when `urls` is empty.
+    public convenience init(
+        urls: [String],
+        configuration: ViewerConfiguration = ViewerConfiguration(),
+        logger: Logger = Logger(label: "statecast.viewer")
+    ) throws(ViewerError) {
+        var parsed: [ViewerURL] = []
+        for text in urls { parsed.append(try ViewerURL(parsing: text)) }
+        try self.init(urls: parsed, configuration: configuration, logger: logger)
+    }
+
+    /// Creates a client that fails over between several already parsed URLs.
+    public convenience init(
+        urls: [ViewerURL],
+        configuration: ViewerConfiguration = ViewerConfiguration(),
+        logger: Logger = Logger(label: "statecast.viewer")
+    ) throws(ViewerError) {
+        guard let first = urls.first else {
+            throw .invalidConfiguration("no host URL was given", fix: "give at least one ws:// URL")
+        }
+        let transport = try LWSTransport(url: first, configuration: configuration, logger: logger)
+        try self.init(urls: urls, configuration: configuration, logger: logger, transport: transport)
     }
 
     /// Creates a client over any transport (tests use an in-memory one).
-    init(url: ViewerURL, configuration: ViewerConfiguration, logger: Logger, transport: any ViewerTransport) throws(ViewerError) {
+    convenience init(url: ViewerURL, configuration: ViewerConfiguration, logger: Logger, transport: any ViewerTransport) throws(ViewerError) {
+        try self.init(urls: [url], configuration: configuration, logger: logger, transport: transport)
+    }
+
+    /// Creates a client for several URLs over any transport (tests use an in-memory one).
+    init(urls: [ViewerURL], configuration: ViewerConfiguration, logger: Logger, transport: any ViewerTransport) throws(ViewerError) {
         _ = try configuration.validatedPingSeconds()
-        self.url = url
+        guard !urls.isEmpty else {
+            throw .invalidConfiguration("no host URL was given", fix: "give at least one ws:// URL")
+        }
+        guard configuration.failoverDelay >= .zero else {
+            throw .invalidConfiguration("the failover delay is negative", fix: "give 0 or more, for example 250 ms")
+        }
+        self.urls = urls
         self.configuration = configuration
         self.logger = logger
         self.transport = transport
         core = Mutex(Core(
-            machine: ConnectionStateMachine(backoff: configuration.backoff, random: configuration.randomSource),
+            machine: ConnectionStateMachine(
+                backoff: configuration.backoff, random: configuration.randomSource,
+                endpoints: urls.count, failoverDelay: configuration.failoverDelay),
             viewer: ViewerState(schema: configuration.schema)
         ))
     }
@@ -104,6 +152,9 @@ public final class ViewerClient: Sendable {
 
     /// Where the connection stands now.
     public var state: ConnectionState { core.withLock { $0.machine.state } }
+
+    /// The URL in use now (or tried next, while reconnecting).
+    public var currentURL: ViewerURL { urls[core.withLock { $0.machine.endpoint }] }
 
     /// The host's state as last applied; nil until the first `session_update`.
     public var session: Session? { core.withLock { $0.viewer.session } }
@@ -216,7 +267,7 @@ public final class ViewerClient: Sendable {
 
     private func handle(_ event: ConnectionStateMachine.Event) {
         let resumes = configuration.resumes
-        let (action, resumeQuery) = core.withLock { core -> (ConnectionStateMachine.Action, String?) in
+        let (action, resumeQuery, endpoint) = core.withLock { core -> (ConnectionStateMachine.Action, String?, Int) in
             let before = core.machine.state
             let action = core.machine.handle(event)
             let after = core.machine.state
@@ -233,19 +284,20 @@ public final class ViewerClient: Sendable {
             default:
                 break
             }
-            return (action, resumes ? core.viewer.resumeQuery : nil)
+            return (action, resumes ? core.viewer.resumeQuery : nil, core.machine.endpoint)
         }
+        let target = urls[endpoint]
         switch action {
         case .none, .cancelReconnect:
             break
         case .openConnection:
-            transport.open(path: resumeQuery.map { url.path(appendingQuery: $0) } ?? url.path)
+            transport.open(url: target, path: resumeQuery.map { target.path(appendingQuery: $0) } ?? target.path)
         case let .scheduleReconnect(attempt, delay):
-            logger.debug("reconnect attempt \(attempt) to \(url) in \(formatSeconds(delay)) s")
+            logger.debug("reconnect attempt \(attempt) to \(target) in \(formatSeconds(delay)) s")
         case let .sendClose(code):
             transport.close(code: code)
         case let .notifyNotAuthorized(status):
-            logger.debug("\(url) refused the handshake with HTTP \(status); not retrying")
+            logger.debug("\(target) refused the handshake with HTTP \(status); not retrying")
         }
     }
 

@@ -15,6 +15,11 @@ public struct ViewerConfiguration: Sendable {
     /// The reconnect schedule (2 s ×1.5 up to 15 s, ±20 % jitter by default).
     /// Set `backoff.jitter = 0` for an exact schedule.
     public var backoff = ReconnectBackoff()
+    /// With several URLs (a host and its relays): how long to wait before
+    /// trying the next URL after one fails, jittered like the backoff so that
+    /// the viewers of a relay that died do not all arrive at once. The backoff
+    /// applies only once every URL has failed in a row. Default 250 ms.
+    public var failoverDelay: Duration = .milliseconds(250)
     /// Idle time after which the viewer pings the host. Whole seconds, at least 1. Default 30 s.
     public var pingInterval: Duration = .seconds(30)
     /// Time without any sign of life after which the viewer hangs up and

@@ -8,7 +8,7 @@ struct StateCastHost: AsyncParsableCommand {
         commandName: "statecast-host",
         abstract: "Mirror one session's live state to many viewers over WebSocket.",
         version: "statecast-host \(StateCastVersion.string) (libwebsockets \(HostBroadcaster.libwebsocketsVersion))",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Relay.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -24,6 +24,10 @@ struct StatecastViewer: AsyncParsableCommand {
             ×1.5 per failure up to 15 s (±20 % jitter unless --no-jitter). Connection changes \
             go to stderr. Ctrl-C closes the connection (code 1000) and exits 0.
 
+            Given several URLs (a host and its relays), it uses one at a time; when that one \
+            fails it moves to the next after --failover-delay-ms and resumes there where it was \
+            (?since=SEQ&epoch=EPOCH). The backoff above applies once every URL has failed in a row.
+
             config_update messages are merged only for whitelisted keys of the expected JSON \
             type: from --schema/--field when given, otherwise derived from the config of the \
             last full state.
@@ -34,8 +38,15 @@ struct StatecastViewer: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The host's address, for example ws://192.168.1.20:9876.", valueName: "URL"))
-    var url: String
+    @Argument(help: ArgumentHelp(
+        "The host's address, for example ws://192.168.1.20:9876; give several (a host and its relays) to fail over between them.",
+        valueName: "URL"
+    ))
+    var urls: [String] = []
+
+    @Option(name: .customLong("failover-delay-ms"), help: ArgumentHelp(
+        "With several URLs: wait this long (±20 % jitter) before trying the next one after a failure.", valueName: "ms"))
+    var failoverDelayMs: Int = 250
 
     @Option(help: ArgumentHelp(
         "live (a view redrawn in place; default on a terminal), json-lines (one JSON line per change; default otherwise) or quiet.",
@@ -100,6 +111,11 @@ struct StatecastViewer: AsyncParsableCommand {
         case streamEnded
     }
 
+    func validate() throws {
+        guard !urls.isEmpty else { throw ValidationError("give the host's address, for example ws://192.168.1.20:9876") }
+        guard failoverDelayMs >= 0 else { throw ValidationError("--failover-delay-ms must be 0 or more, got \(failoverDelayMs)") }
+    }
+
     mutating func run() async throws {
         // Everything a user can get wrong is checked before connecting.
         let viewer: ViewerClient
@@ -111,6 +127,7 @@ struct StatecastViewer: AsyncParsableCommand {
             configuration.backoff.jitter = noJitter ? 0 : 0.2
             configuration.pingInterval = .seconds(pingIntervalSeconds)
             configuration.pingTimeout = .seconds(pingTimeoutSeconds)
+            configuration.failoverDelay = .milliseconds(failoverDelayMs)
             configuration.token = token ?? ProcessInfo.processInfo.environment["STATECAST_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             if let ca {
                 guard FileManager.default.isReadableFile(atPath: ca) else {
@@ -132,7 +149,7 @@ struct StatecastViewer: AsyncParsableCommand {
             }
             var logger = Logger(label: "statecast.viewer")
             logger.logLevel = level
-            viewer = try ViewerClient(url: url, configuration: configuration, logger: logger)
+            viewer = try ViewerClient(urls: urls, configuration: configuration, logger: logger)
         } catch let error as ViewerError {
             Terminal.status(error.description)
             throw ExitCode(error.code == .engineFailure ? 1 : 2)
@@ -172,7 +189,7 @@ struct StatecastViewer: AsyncParsableCommand {
                     if case let .notAuthorized(status) = state { return .notAuthorized(status) }
                     let problem = viewer.lastProblem
                     live?.show(state, problem: problem)
-                    if statusToStderr, let line = Self.describe(state, url: viewer.url, problem: problem) {
+                    if statusToStderr, let line = Self.describe(state, url: viewer.currentURL, problem: problem) {
                         Terminal.status(line)
                     }
                 }

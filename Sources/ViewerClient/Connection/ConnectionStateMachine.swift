@@ -6,6 +6,10 @@
 ///   (abnormal, TCP dropped), any other code, a refused connection, a
 ///   handshake failure, a ping timeout — leads to `reconnecting` on the
 ///   ``ReconnectBackoff`` schedule, which resets once a connection is established.
+/// - With several URLs (``FailoverSchedule``) a failure moves to the next URL
+///   after the short `failoverDelay` (jittered like the backoff); the backoff
+///   delay applies only once every URL has failed in a row. The driver reads
+///   ``endpoint`` when it carries out `openConnection`.
 /// - `disconnectRequested` sends close 1000 and never reconnects.
 /// - A handshake refused with HTTP 401 or 403 is final (`notAuthorized`):
 ///   the token or origin will not become acceptable by retrying, so the
@@ -50,12 +54,25 @@ struct ConnectionStateMachine: Sendable {
 
     private(set) var state: ConnectionState = .disconnected
     private(set) var backoff: ReconnectBackoff
+    private(set) var failover: FailoverSchedule
+    /// The delay before trying the next URL after a failure (before jitter).
+    let failoverDelay: Duration
+    /// Reconnect attempts since the last established connection.
+    private(set) var attempts = 0
     private var random: any RandomNumberGenerator & Sendable
 
-    init(backoff: ReconnectBackoff = ReconnectBackoff(), random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()) {
+    init(
+        backoff: ReconnectBackoff = ReconnectBackoff(), random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
+        endpoints: Int = 1, failoverDelay: Duration = .milliseconds(250)
+    ) {
         self.backoff = backoff
         self.random = random
+        failover = FailoverSchedule(count: endpoints)
+        self.failoverDelay = failoverDelay
     }
+
+    /// The index of the URL the next (or current) connection goes to.
+    var endpoint: Int { failover.current }
 
     /// Applies `event` and returns what the driver must do.
     mutating func handle(_ event: Event) -> Action {
@@ -67,6 +84,8 @@ struct ConnectionStateMachine: Sendable {
         case (.connecting, .established):
             state = .connected
             backoff.reset()
+            failover.succeeded()
+            attempts = 0
             return .none
 
         case (.connecting, .handshakeRejected(let status)) where status == 401 || status == 403:
@@ -106,9 +125,16 @@ struct ConnectionStateMachine: Sendable {
     }
 
     private mutating func scheduleReconnect() -> Action {
-        let delay = backoff.nextDelay(using: &random)
-        let attempt = backoff.failures
-        state = .reconnecting(attempt: attempt, delay: delay)
-        return .scheduleReconnect(attempt: attempt, after: delay)
+        let delay: Duration
+        if failover.failed() {
+            delay = backoff.nextDelay(using: &random)
+        } else {
+            let jitter = backoff.jitter
+            let factor = jitter > 0 ? 1 + Double.random(in: -jitter...jitter, using: &random) : 1
+            delay = .fromSeconds(failoverDelay.seconds * factor)
+        }
+        attempts += 1
+        state = .reconnecting(attempt: attempts, delay: delay)
+        return .scheduleReconnect(attempt: attempts, after: delay)
     }
 }

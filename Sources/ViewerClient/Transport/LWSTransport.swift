@@ -20,7 +20,7 @@ import Darwin
 /// makes the `@unchecked Sendable` conformance sound.
 final class LWSTransport: ViewerTransport, @unchecked Sendable {
     private enum Command {
-        case open(path: String)
+        case open(ViewerURL, path: String)
         case close(UInt16)
     }
 
@@ -38,9 +38,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
 
     private let inbox = Mutex(Inbox())
     private let logger: Logger
-    private let endpoint: String
-    private let port: Int32
-    private let secure: Bool
+    private let defaultURL: ViewerURL
     private let insecure: Bool
     /// `Bearer TOKEN`, sent as the Authorization header (C string, owned).
     private let authorization: UnsafeMutablePointer<CChar>?
@@ -50,8 +48,6 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
 
     // Owned C memory: allocated in init, freed in deinit.
     private let setup: UnsafeMutablePointer<statecast_client_setup>
-    private let address: UnsafeMutablePointer<CChar>
-    private let hostHeader: UnsafeMutablePointer<CChar>
     /// Where lws stores the connection's handle as soon as it exists.
     private let currentWSI: UnsafeMutablePointer<OpaquePointer?>
     /// Set once in init and never changed; destroyed by the service thread
@@ -60,6 +56,8 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
 
     // Service thread only.
     private var handler: (@Sendable (TransportEvent) -> Void)?
+    /// "HOST:PORT" of the connection under way (for messages).
+    private var endpoint: String
     private var attemptReported = true
     private var established = false
     private var closeRequested = false
@@ -72,17 +70,14 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     init(url: ViewerURL, configuration: ViewerConfiguration, logger: Logger) throws(ViewerError) {
         let policy = try configuration.validatedPingSeconds()
         self.logger = logger
-        endpoint = "\(url.isIPv6 ? "[\(url.host)]" : url.host):\(url.port)"
-        port = Int32(url.port)
-        secure = url.secure
+        defaultURL = url
+        endpoint = Self.endpoint(of: url)
         insecure = configuration.allowsInsecureTLS
         authorization = configuration.token.map { strdup("Bearer \($0)") }
         caFile = configuration.certificateAuthorityFile.map { strdup($0) }
         pingTimeout = .seconds(Int(policy.hangup))
         maximumMessageBytes = configuration.maximumMessageBytes
         setup = .allocate(capacity: 1)
-        address = strdup(url.host)
-        hostHeader = strdup(url.hostHeader)
         currentWSI = .allocate(capacity: 1)
         currentWSI.initialize(to: nil)
         statecast_client_setup_init(setup, lwsViewerCallback, 65536, policy.ping, policy.hangup)
@@ -101,8 +96,6 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
 
     deinit {
         if let context, !inbox.withLock({ $0.started }) { lws_context_destroy(context) }
-        free(address)
-        free(hostHeader)
         free(authorization)
         free(caFile)
         currentWSI.deallocate()
@@ -137,7 +130,13 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         }
     }
 
-    func open(path: String) { enqueue(.open(path: path)) }
+    func open(path: String) { enqueue(.open(defaultURL, path: path)) }
+
+    func open(url: ViewerURL, path: String) { enqueue(.open(url, path: path)) }
+
+    private static func endpoint(of url: ViewerURL) -> String {
+        "\(url.isIPv6 ? "[\(url.host)]" : url.host):\(url.port)"
+    }
 
     func close(code: UInt16) { enqueue(.close(code)) }
 
@@ -311,13 +310,13 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         }
         for command in commands {
             switch command {
-            case let .open(path): openConnection(path: path)
+            case let .open(url, path): openConnection(to: url, path: path)
             case let .close(code): closeConnection(code: code)
             }
         }
     }
 
-    private func openConnection(path: String) {
+    private func openConnection(to url: ViewerURL, path: String) {
         guard currentWSI.pointee == nil, let context else {
             logger.debug("open ignored: a connection is already under way")
             return
@@ -329,10 +328,16 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         handshakeStatus = nil
         message = []
         messageBytes = 0
+        endpoint = Self.endpoint(of: url)
         logger.debug("connecting to \(endpoint)\(path)")
         // lws copies the strings it is given before this call returns.
         let wsi = path.withCString { path in
-            statecast_client_connect(context, setup, address, port, path, hostHeader, secure ? 1 : 0, insecure ? 1 : 0, currentWSI)
+            url.host.withCString { address in
+                url.hostHeader.withCString { hostHeader in
+                    statecast_client_connect(
+                        context, setup, address, Int32(url.port), path, hostHeader, url.secure ? 1 : 0, insecure ? 1 : 0, currentWSI)
+                }
+            }
         }
         if wsi == nil, !attemptReported {
             finishAttempt()

@@ -12,7 +12,8 @@ enum TransportEvent: Sendable, Hashable {
     case message(IncomingFrame)
 }
 
-/// The I/O side of a viewer: one connection at a time to one host.
+/// The I/O side of a viewer: one connection at a time, to the host (or, with
+/// failover, to one of several equivalent hosts) the driver names.
 ///
 /// The driver (`ViewerClient`) decides *when* to open and close; the
 /// transport only does it and reports what happened. Both calls return at
@@ -24,6 +25,9 @@ protocol ViewerTransport: Sendable {
     /// Opens a connection requesting `path` (path and query; ignored while a
     /// connection is open or being opened).
     func open(path: String)
+    /// Opens a connection to `url`'s host and port requesting `path` (failover
+    /// between several URLs). Transports bound to one host may ignore `url`.
+    func open(url: ViewerURL, path: String)
     /// Closes the connection with `code` (1000); an attempt not yet
     /// established is abandoned. Reports `.closed` or `.connectionError`.
     func close(code: UInt16)
@@ -31,4 +35,9 @@ protocol ViewerTransport: Sendable {
     func shutdown() async
     /// Asks the engine to stop, without waiting (for `deinit`).
     func requestStop()
+}
+
+extension ViewerTransport {
+    /// A transport bound to one host ignores the URL.
+    func open(url: ViewerURL, path: String) { open(path: path) }
 }

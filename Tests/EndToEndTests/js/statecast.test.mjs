@@ -424,6 +424,24 @@ describe("StateCastClient", () => {
     assert.equal(h.client.status.state, "connecting");
   });
 
+  test("with several URLs a failure moves to the next one soon, resuming there; backoff once all failed", () => {
+    const h = harness({ url: ["ws://a:9876/", "ws://b:9876/"], backoff: { jitter: 0 } });
+    h.client.connect();
+    assert.equal(h.last().url, "ws://a:9876/");
+    h.last().open();
+    h.last().send({ type: "session_update", seq: 7, epoch: "e", payload: { name: "n", data: {}, config: {}, metadata: {} } });
+    h.last().drop(1006);
+    assert.equal(h.pending()[0].ms, 250);
+    h.fire();
+    assert.equal(h.last().url, "ws://b:9876/?since=7&epoch=e");
+    h.last().drop(1006);
+    assert.equal(h.pending()[0].ms, 2000, "both failed in a row: the normal backoff");
+    h.fire();
+    assert.equal(h.last().url, "ws://a:9876/?since=7&epoch=e");
+    h.last().open();
+    assert.deepEqual(h.client.urls, ["ws://a:9876/", "ws://b:9876/"]);
+  });
+
   test("resume can be turned off", () => {
     const h = harness({ resume: false });
     h.client.connect();
