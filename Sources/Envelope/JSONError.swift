@@ -75,7 +75,7 @@ public struct JSONError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unexpectedCharacter:
             return "expected \(expectation ?? "a JSON value"), found \(found ?? "an unexpected character")"
         case .invalidUTF8:
-            return "invalid UTF-8 byte\(found.map { " \($0)" } ?? ""); save the input as UTF-8"
+            return "invalid UTF-8 (\(found ?? "a byte that starts no character")); save the input as UTF-8"
         case let .tooDeep(limit):
             return "arrays and objects nest more than \(limit) levels deep; flatten the structure"
         case .numberOutOfRange:
