@@ -1,4 +1,5 @@
 import Envelope
+import Foundation
 import HostBroadcaster
 import Logging
 import Testing
@@ -73,7 +74,10 @@ import Testing
         let polite = try RawWebSocket(port: host.status.port)
         _ = try rude.readText()
         _ = try polite.readText()
-        try rude.sendFrame(opcode: 1, payload: [UInt8](repeating: 0x61, count: 1 << 20))
+        // Send from another thread while this one reads: the host may close before taking it all.
+        let frame = RawWebSocket.maskedFrame(opcode: 1, payload: [UInt8](repeating: 0x61, count: 1 << 20))
+        let fd = rude.fd
+        Thread { RawWebSocket.sendAll(fd: fd, frame) }.start()
         var closeCode: Int?
         while closeCode == nil {
             let frame = try rude.readFrame()

@@ -16,7 +16,7 @@ final class RawWebSocket {
         fd = try Self.connect(port: port, timeoutSeconds: timeoutSeconds)
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        try send(Array(request.utf8))
+        guard Self.sendAll(fd: fd, Array(request.utf8)) else { throw Failure.closed }
         let head = try readHead()
         guard head.hasPrefix("HTTP/1.1 101") else { throw Failure.handshake(head) }
     }
@@ -72,6 +72,11 @@ final class RawWebSocket {
 
     /// Sends a masked frame (client frames must be masked).
     func sendFrame(opcode: UInt8, payload: [UInt8]) throws {
+        guard Self.sendAll(fd: fd, Self.maskedFrame(opcode: opcode, payload: payload)) else { throw Failure.closed }
+    }
+
+    /// A whole masked client frame.
+    static func maskedFrame(opcode: UInt8, payload: [UInt8]) -> [UInt8] {
         var frame: [UInt8] = [0x80 | opcode]
         if payload.count < 126 {
             frame.append(0x80 | UInt8(payload.count))
@@ -84,16 +89,19 @@ final class RawWebSocket {
         let mask: [UInt8] = [1, 2, 3, 4]
         frame += mask
         for (index, byte) in payload.enumerated() { frame.append(byte ^ mask[index % 4]) }
-        try send(frame)
+        return frame
     }
 
-    private func send(_ bytes: [UInt8]) throws {
+    /// Writes all of `bytes`; false when the peer closed first.
+    @discardableResult
+    static func sendAll(fd: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent <= 0 { throw Failure.closed }
+            if sent <= 0 { return false }
             offset += sent
         }
+        return true
     }
 
     private func fill() throws {
