@@ -23,6 +23,7 @@ The binary is taken from $STATECAST_BIN_DIR (set by scripts/test to
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -231,6 +232,39 @@ class HostProcess:
                     return int(line.split()[1])
         raise AssertionError("no VmRSS in /proc/PID/status")
 
+
+    @contextlib.contextmanager
+    def peak_rss(self, interval: float = 0.02) -> Any:
+        """Samples VmRSS in the background while the block runs.
+
+        Yields a dict with `baseline` (KiB at entry); after the block it also
+        holds `peak` (the highest KiB seen, including a last sample at exit).
+        """
+        result = {"baseline": self.rss_kb()}
+        peak = result["baseline"]
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                try:
+                    peak = max(peak, self.rss_kb())
+                except (OSError, AssertionError):
+                    return
+                time.sleep(interval)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield result
+        finally:
+            done.set()
+            sampler.join(timeout=5)
+            try:
+                peak = max(peak, self.rss_kb())
+            except (OSError, AssertionError):
+                pass
+            result["peak"] = peak
     def http_get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         """(status code, body) of GET `path`; HTTP errors are returned, not raised."""
         try:

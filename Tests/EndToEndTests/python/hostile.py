@@ -22,8 +22,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from raw_ws import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, ConnectionEnded, RawWebSocket,
-                    mask_payload)
+from raw_ws import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ConnectionEnded, RawWebSocket,
+                    encode_frame, mask_payload)
 
 HOST = "127.0.0.1"
 IO_TIMEOUT = 10.0
@@ -74,25 +74,8 @@ def frame(
     mask: bool = True,
     declared_length: int | None = None,
 ) -> bytes:
-    """A client frame with full control: RSV bits (0-7), an unmasked frame, or a
-    length field that does not match the payload (`declared_length`, always in
-    the 64-bit form when given)."""
-    first = (0x80 if fin else 0) | (rsv & 7) << 4 | opcode & 0x0F
-    mask_bit = 0x80 if mask else 0
-    if declared_length is not None:
-        header = struct.pack("!BBQ", first, mask_bit | 127, declared_length)
-    else:
-        n = len(payload)
-        if n < 126:
-            header = struct.pack("!BB", first, mask_bit | n)
-        elif n < 1 << 16:
-            header = struct.pack("!BBH", first, mask_bit | 126, n)
-        else:
-            header = struct.pack("!BBQ", first, mask_bit | 127, n)
-    if not mask:
-        return header + payload
-    key = os.urandom(4)
-    return header + key + mask_payload(payload, key)
+    """A client frame with full control (see raw_ws.encode_frame)."""
+    return encode_frame(opcode, payload, fin=fin, rsv=rsv, mask=mask, declared_length=declared_length)
 
 
 def close_payload(code: int, reason: bytes = b"") -> bytes:

@@ -61,12 +61,24 @@ def mask_payload(payload: bytes, key: bytes) -> bytes:
     return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(n, "big")
 
 
-def encode_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
-    """One frame as a client sends it (masked unless `mask` is False)."""
-    first = (0x80 if fin else 0) | opcode
-    n = len(payload)
+def encode_frame(
+    opcode: int,
+    payload: bytes = b"",
+    *,
+    fin: bool = True,
+    mask: bool = True,
+    rsv: int = 0,
+    declared_length: int | None = None,
+) -> bytes:
+    """One frame as a client sends it (masked unless `mask` is False). For
+    hostile tests: RSV bits (0-7), or a length field that does not match the
+    payload (`declared_length`, always in the 64-bit form when given)."""
+    first = (0x80 if fin else 0) | (rsv & 7) << 4 | opcode & 0x0F
     mask_bit = 0x80 if mask else 0
-    if n < 126:
+    n = len(payload)
+    if declared_length is not None:
+        header = struct.pack("!BBQ", first, mask_bit | 127, declared_length)
+    elif n < 126:
         header = struct.pack("!BB", first, mask_bit | n)
     elif n < 1 << 16:
         header = struct.pack("!BBH", first, mask_bit | 126, n)

@@ -105,23 +105,8 @@ def test_stalled_viewer_does_not_grow_host_memory_and_catches_up_with_a_session_
         lines.append(line)
     assert "config" in lines[-1]
 
-    baseline = host.rss_kb()
-    peak = baseline
-    sampling = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not sampling.is_set():
-            try:
-                peak = max(peak, host.rss_kb())
-            except (OSError, AssertionError):
-                return
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    t0 = time.monotonic()
-    try:
+    with host.peak_rss() as rss:
+        t0 = time.monotonic()
         for start in range(0, updates, 50):
             host.send_lines(lines[start : start + 50])
         deadline = time.monotonic() + 150
@@ -132,10 +117,7 @@ def test_stalled_viewer_does_not_grow_host_memory_and_catches_up_with_a_session_
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
         time.sleep(0.5)  # let RSS settle after the burst
-    finally:
-        sampling.set()
-        sampler.join(timeout=5)
-    peak = max(peak, host.rss_kb())
+    baseline, peak = rss["baseline"], rss["peak"]
 
     for i, r in enumerate(readers):
         seqs = [e.seq for e in r.received]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import time
 
 import pytest
@@ -146,23 +145,8 @@ def test_stalled_tls_reader_keeps_host_memory_bounded_and_others_get_everything(
         expected = {**expected, "config": {**expected["config"], **line["config"]}}
         lines.append(line)
 
-    baseline = host.rss_kb()
-    peak = baseline
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            try:
-                peak = max(peak, host.rss_kb())
-            except (OSError, AssertionError):
-                return
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    t0 = time.monotonic()
-    try:
+    with host.peak_rss() as rss:
+        t0 = time.monotonic()
         # Paced in batches, so the reading viewers never fall a whole backlog
         # behind and must receive every update; the stalled one falls ~20 MB behind.
         for start in range(0, updates, batch):
@@ -176,10 +160,7 @@ def test_stalled_tls_reader_keeps_host_memory_bounded_and_others_get_everything(
                 time.sleep(0.01)
         elapsed = time.monotonic() - t0
         time.sleep(0.5)
-    finally:
-        done.set()
-        sampler.join(timeout=5)
-    peak = max(peak, host.rss_kb())
+    baseline, peak = rss["baseline"], rss["peak"]
 
     for i, r in enumerate(readers):
         assert r.state == expected
