@@ -22,8 +22,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from raw_ws import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ConnectionEnded, RawWebSocket,
-                    encode_frame, mask_payload)
+from raw_ws import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, ConnectionEnded, RawWebSocket,
+                    encode_frame, mask_payload)  # noqa: F401 (OP_* re-exported for the tests)
 
 HOST = "127.0.0.1"
 IO_TIMEOUT = 10.0
