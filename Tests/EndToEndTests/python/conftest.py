@@ -358,6 +358,33 @@ def host_bin(bin_dir: Path) -> Path:
     return exe
 
 
+def launch(argv: list[str], registry: list[HostProcess], *, stdin: bool = False,
+           cwd: str | os.PathLike[str] | None = None, startup_timeout: float = STARTUP_TIMEOUT) -> HostProcess:
+    """Starts a host-like process (`serve` or `relay`), waits for its "Serving" line
+    and records it in `registry` for `stop_all`."""
+    process = HostProcess(argv, stdin=stdin, cwd=cwd)
+    registry.append(process)
+    try:
+        process._wait_serving(startup_timeout)
+    except BaseException:
+        process._stopping = True  # already reported; not a death during the test
+        raise
+    return process
+
+
+def stop_all(registry: list[HostProcess], what: str = "the host") -> None:
+    """Stops every process; fails the test if one died on its own during it."""
+    problems = []
+    for process in registry:
+        if process.died_unexpectedly():
+            problems.append(f"{what} died during the test (status {process.proc.poll()})\n{process.describe()}")
+        process.stop()
+        # Shown by pytest only when the test fails.
+        print(process.describe())
+    if problems:
+        pytest.fail("\n\n".join(problems))
+
+
 @pytest.fixture
 def start_host(host_bin: Path) -> Any:
     hosts: list[HostProcess] = []
@@ -369,26 +396,10 @@ def start_host(host_bin: Path) -> Any:
         startup_timeout: float = STARTUP_TIMEOUT,
     ) -> HostProcess:
         argv = [str(host_bin), "serve", "--bind", "127.0.0.1", "--port", "0", *(["--stdin"] if stdin else []), *map(str, args)]
-        host = HostProcess(argv, stdin=stdin, cwd=cwd)
-        hosts.append(host)
-        try:
-            host._wait_serving(startup_timeout)
-        except BaseException:
-            host._stopping = True  # already reported; not a death during the test
-            raise
-        return host
+        return launch(argv, hosts, stdin=stdin, cwd=cwd, startup_timeout=startup_timeout)
 
     yield start
-
-    problems = []
-    for host in hosts:
-        if host.died_unexpectedly():
-            problems.append(f"the host died during the test (status {host.proc.poll()})\n{host.describe()}")
-        host.stop()
-        # Shown by pytest only when the test fails.
-        print(host.describe())
-    if problems:
-        pytest.fail("\n\n".join(problems))
+    stop_all(hosts)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from conftest import BASE_SESSION, STARTUP_TIMEOUT, HostProcess
+from conftest import BASE_SESSION, HostProcess, launch, stop_all as stop_processes
 from viewer_servers import ViewerProcess, free_port, wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -96,24 +96,10 @@ def start_relay(host_bin: Path) -> Any:
     def start(redis: RedisServer, channel: str, *args: str, port: int = 0) -> HostProcess:
         argv = [str(host_bin), "relay", "--redis", redis.url, "--channel", channel,
                 "--bind", "127.0.0.1", "--port", str(port), *args]
-        relay = HostProcess(argv, stdin=False, cwd=None)
-        relays.append(relay)
-        try:
-            relay._wait_serving(STARTUP_TIMEOUT)
-        except BaseException:
-            relay._stopping = True
-            raise
-        return relay
+        return launch(argv, relays)
 
     yield start
-    problems = []
-    for relay in relays:
-        if relay.died_unexpectedly():
-            problems.append(f"a relay died during the test\n{relay.describe()}")
-        relay.stop()
-        print(relay.describe())
-    if problems:
-        pytest.fail("\n\n".join(problems))
+    stop_processes(relays, "a relay")
 
 
 def publishing_host(start_host: Any, session_file: Path, redis: RedisServer, channel: str) -> HostProcess:
