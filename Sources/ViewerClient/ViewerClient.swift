@@ -175,20 +175,7 @@ public final class ViewerClient: Sendable {
     /// Each access returns a new stream; every stream sees every change. The
     /// streams finish after ``disconnect()``.
     public var states: AsyncStream<ConnectionState> {
-        let (stream, continuation) = AsyncStream.makeStream(of: ConnectionState.self)
-        let registered = core.withLock { core -> Bool in
-            continuation.yield(core.machine.state)
-            guard !core.finished else { return false }
-            let id = core.nextObserverID
-            core.nextObserverID += 1
-            core.stateObservers[id] = continuation
-            continuation.onTermination = { [weak self] _ in
-                _ = self?.core.withLock { $0.stateObservers.removeValue(forKey: id) }
-            }
-            return true
-        }
-        if !registered { continuation.finish() }
-        return stream
+        observe(\.stateObservers) { core, continuation in continuation.yield(core.machine.state) }
     }
 
     /// Every applied change, from the moment of access on (no replay: read
@@ -196,14 +183,24 @@ public final class ViewerClient: Sendable {
     /// the streams finish after ``disconnect()``. Nothing is dropped, so a
     /// consumer should keep up.
     public var changes: AsyncStream<AppliedChange> {
-        let (stream, continuation) = AsyncStream.makeStream(of: AppliedChange.self)
+        observe(\.changeObservers)
+    }
+
+    /// A new stream registered in `observers` until it terminates; finished at
+    /// once after ``disconnect()``. `first` may yield an initial element.
+    private func observe<Element: Sendable>(
+        _ observers: any WritableKeyPath<Core, [Int: AsyncStream<Element>.Continuation]> & Sendable,
+        first: (borrowing Core, AsyncStream<Element>.Continuation) -> Void = { _, _ in }
+    ) -> AsyncStream<Element> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Element.self)
         let registered = core.withLock { core -> Bool in
+            first(core, continuation)
             guard !core.finished else { return false }
             let id = core.nextObserverID
             core.nextObserverID += 1
-            core.changeObservers[id] = continuation
+            core[keyPath: observers][id] = continuation
             continuation.onTermination = { [weak self] _ in
-                _ = self?.core.withLock { $0.changeObservers.removeValue(forKey: id) }
+                _ = self?.core.withLock { $0[keyPath: observers].removeValue(forKey: id) }
             }
             return true
         }
