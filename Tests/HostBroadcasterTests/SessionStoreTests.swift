@@ -25,6 +25,7 @@ import Testing
     @Test func configChangeIsSentOnceTheWindowCloses() async {
         let (store, clock, sink) = makeStore()
         store.setConfig("speed", 2)
+        await waitForTimer(clock)
         await clock.advance(by: .milliseconds(249))
         #expect(sink.all.isEmpty)
         await clock.advance(by: .milliseconds(1))
@@ -36,6 +37,7 @@ import Testing
         let (store, clock, sink) = makeStore()
         store.setConfig("speed", 2)
         store.setConfig("speed", 1)
+        await waitForTimer(clock)
         await clock.advance(by: .seconds(1))
         #expect(sink.all.isEmpty)
     }
@@ -44,6 +46,7 @@ import Testing
         let (store, clock, sink) = makeStore()
         for step in 1...30 { store.setConfig("speed", .int(Int64(step))) }
         store.setConfig("mode", "square")
+        await waitForTimer(clock)
         await clock.advance(by: .seconds(1))
         await settle { !sink.all.isEmpty }
         #expect(sink.all == [.configUpdate(["speed": 30, "mode": "square"])])
@@ -53,6 +56,7 @@ import Testing
         let (store, clock, sink) = makeStore()
         store.setConfig("speed", 5)
         store.update { $0.data = ["a": 2] }
+        await waitForTimer(clock)
         await clock.advance(by: .seconds(1))
         await settle { !sink.all.isEmpty }
         var expected = initial
@@ -64,6 +68,7 @@ import Testing
     @Test func removedKeySendsTheWholeState() async {
         let (store, clock, sink) = makeStore()
         store.update { $0.config.removeValue(forKey: "mode") }
+        await waitForTimer(clock)
         await clock.advance(by: .seconds(1))
         await settle { !sink.all.isEmpty }
         #expect(sink.all == [.sessionUpdate(Session(name: "s", data: ["a": 1], config: ["speed": 1], metadata: [:]))])
@@ -91,8 +96,17 @@ import Testing
         #expect(store.session.config["speed"] == 4)
     }
 
-    /// Lets the debouncer's timer task run after the test clock moved (no real time passes).
-    private func settle(_ done: () -> Bool) async {
-        for _ in 0..<10_000 where !done() { await Task.yield() }
+    /// Yields until `done` holds (the debouncer's timer task runs after the test
+    /// clock moved); real time only bounds a broken test, at 10 s.
+    private func settle(_ done: () async -> Bool) async {
+        let wall = ContinuousClock()
+        let giveUp = wall.now.advanced(by: .seconds(10))
+        while !(await done()), wall.now < giveUp { await Task.yield() }
+    }
+
+    /// Waits until the debouncer's timer sleeps on `clock`, so advancing it wakes
+    /// the timer at its deadline rather than before the timer registered.
+    private func waitForTimer(_ clock: TestClock<Duration>) async {
+        await settle { (try? await clock.checkSuspension()) == nil }
     }
 }
