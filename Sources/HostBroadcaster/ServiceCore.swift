@@ -406,18 +406,7 @@ final class ServiceCore: @unchecked Sendable {
                 continue
             }
             if closeIfDeclaredTooBig(wsi, pss) { continue }
-            let lastPing = pss.pointee.last_ping_us == 0 ? nil : pss.pointee.last_ping_us
-            switch heartbeat.action(now: now, lastHeard: pss.pointee.last_heard_us, lastPing: lastPing) {
-            case .none:
-                break
-            case .ping:
-                pss.pointee.last_ping_us = now
-                pss.pointee.ping_due = 1
-                if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
-            case .hangUp:
-                logger.debug("hanging up on a viewer that stopped answering pings")
-                statecast_kill_async(wsi)
-            }
+            heartbeatStep(wsi, pss, now: now)
         }
         sweepEchoes(now: now)
         scheduleSweep()
@@ -549,7 +538,7 @@ final class ServiceCore: @unchecked Sendable {
     }
 
     private func capacityRefusal() -> AccessPolicy.Refusal? {
-        guard let max = configuration.maxClients, viewers.count >= max else { return nil }
+        guard let max = configuration.maxClients, viewers.count + echoes.count >= max else { return nil }
         return AccessPolicy.Refusal(status: 503, reason: "Service Unavailable", headers: ["retry-after: 5"],
                                     body: "the host has as many viewers as it allows\n")
     }
@@ -692,6 +681,7 @@ final class ServiceCore: @unchecked Sendable {
     }
 
     func echoWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        pss.pointee.awaiting_write = 0
         // After libwebsockets has sent a Close of its own (a protocol error its
         // parser found), 4.1.6 still offers SERVER_WRITEABLE and lws_write still
         // sends; RFC 6455 §5.5.1 allows no data frame after a Close.
@@ -735,18 +725,24 @@ final class ServiceCore: @unchecked Sendable {
         for wsi in echoes.keys {
             guard let pss = pss(wsi) else { continue }
             if closeIfDeclaredTooBig(wsi, pss) { continue }
-            let lastPing = pss.pointee.last_ping_us == 0 ? nil : pss.pointee.last_ping_us
-            switch heartbeat.action(now: now, lastHeard: pss.pointee.last_heard_us, lastPing: lastPing) {
-            case .none:
-                break
-            case .ping:
-                pss.pointee.last_ping_us = now
-                pss.pointee.ping_due = 1
-                lws_callback_on_writable(wsi)
-            case .hangUp:
-                logger.debug("hanging up on an echo client that stopped answering pings")
-                statecast_kill_async(wsi)
-            }
+            heartbeatStep(wsi, pss, now: now)
+        }
+    }
+
+    /// One WebSocket connection's heartbeat (viewer or echo): ping it when
+    /// quiet, hang up when silent past the timeout.
+    private func heartbeatStep(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, now: Int64) {
+        let lastPing = pss.pointee.last_ping_us == 0 ? nil : pss.pointee.last_ping_us
+        switch heartbeat.action(now: now, lastHeard: pss.pointee.last_heard_us, lastPing: lastPing) {
+        case .none:
+            break
+        case .ping:
+            pss.pointee.last_ping_us = now
+            pss.pointee.ping_due = 1
+            if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
+        case .hangUp:
+            logger.debug("hanging up on a connection that stopped answering pings")
+            statecast_kill_async(wsi)
         }
     }
 
