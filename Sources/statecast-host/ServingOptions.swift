@@ -8,7 +8,7 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "TCP port to listen on (0 picks a free one).")
     var port: Int = 9876
 
-    @Option(help: "Address to listen on (0.0.0.0: every IPv4 interface).")
+    @Option(help: "Address to listen on (0.0.0.0: every IPv4 interface); a host name such as localhost is resolved at start.")
     var bind: String = "0.0.0.0"
 
     @Option(help: "How often to check the viewer count for the status line (milliseconds).")
@@ -47,7 +47,7 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "PEM certificate: serve wss:// and https:// (with --tls-key).")
     var tlsCert: String?
 
-    @Option(help: "PEM private key for --tls-cert.")
+    @Option(help: "PEM private key for --tls-cert, unencrypted (the host cannot ask for a passphrase).")
     var tlsKey: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
@@ -73,6 +73,11 @@ struct ServingOptions: ParsableArguments {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)")
         }
+    }
+
+    /// Whether `--bind` names this machine's loopback (only this machine can connect).
+    static func isLoopback(_ bind: String) -> Bool {
+        bind.hasPrefix("127.") || bind == "localhost" || bind == "::1"
     }
 
     /// Throws a ValidationError (exit code 64, like every bad value) naming `flag` and its range.
@@ -140,7 +145,7 @@ struct ServingOptions: ParsableArguments {
         Console.out("Serving \"\(name)\" on \(bind):\(actualPort)")
         Console.out("Viewers can connect to:")
         for address in lan { Console.out("  \(scheme)://\(address):\(actualPort)/") }
-        if bind == "0.0.0.0" || bind.hasPrefix("127.") { Console.out("  \(scheme)://localhost:\(actualPort)/") }
+        if bind == "0.0.0.0" || Self.isLoopback(bind) { Console.out("  \(scheme)://localhost:\(actualPort)/") }
         let page = tlsCert == nil ? "http" : "https"
         Console.out("Browsers: \(page)://\(lan.first ?? "localhost"):\(actualPort)/")
         if token != nil { Console.out("Viewers must present the token (Authorization: Bearer … or ?token=…).") }
