@@ -22,7 +22,7 @@ from websockets.sync.client import connect as ws_connect
 
 from conftest import BASE_SESSION
 from sse_ids import split_event_id
-from test_resume_sse import CurlEvents
+from test_resume_sse import curl_events  # noqa: F401  (the fixture, shared)
 from viewer_servers import ViewerProcess, wait_until
 
 # What issue 12 listed: a new key, a value of that key, a key removed and added
@@ -38,20 +38,6 @@ CONFIG_STEPS: list[dict[str, Any]] = [
     {"enabled": None},
     {"enabled": [1, 2]},
 ]
-
-
-@pytest.fixture
-def curl_events() -> Any:
-    started: list[CurlEvents] = []
-
-    def start(url: str, *extra: str) -> CurlEvents:
-        events = CurlEvents(url, *extra)
-        started.append(events)
-        return events
-
-    yield start
-    for events in started:
-        events.close()
 
 
 @pytest.fixture
