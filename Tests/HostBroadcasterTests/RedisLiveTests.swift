@@ -173,9 +173,12 @@ struct RedisLiveTests {
             seqs.append(envelope.seq ?? -1)
         }
         #expect(seqs == [1001, 1002, 1003, 1004, 1005])
-        let (_, body) = try RawWebSocket.httpGet(port: relay.status.port, path: "/status")
-        let status = try JSONValue(parsing: body)
-        #expect(status["role"] == "relay" && status["degraded"] == false && status["upstreamSeq"] == 1005)
+        // /status's relay members are published just after the flags they mirror: wait for them.
+        #expect(eventually {
+            guard let response = try? RawWebSocket.httpGet(port: relay.status.port, path: "/status"),
+                  let status = try? JSONValue(parsing: response.1) else { return false }
+            return status["role"] == "relay" && status["degraded"] == false && status["upstreamSeq"] == 1005
+        })
     }
 
     @Test("a new host run (another epoch) on the channel resets the relay's viewers to the new state")

@@ -241,12 +241,13 @@ public final class RelayFeed: Sendable {
         }
         let before = host.status.seq
         let plan = RelaySync.plan(seq: before, epoch: host.epoch ?? "", snapshot: snapshot)
+        shared.withLock { $0.resyncs += 1 }
+        // Upstream first: /status never shows a served seq ahead of upstreamSeq.
+        noteUpstream(seq: snapshot.seq, epoch: snapshot.epoch, host: host)
         for envelope in plan where host.relay(envelope) == .gap {
             host.relay(snapshot.state)
             break
         }
-        shared.withLock { $0.resyncs += 1 }
-        noteUpstream(seq: snapshot.seq, epoch: snapshot.epoch, host: host)
         if !plan.isEmpty {
             logger.debug("resynced from \(channel): \(plan.count) envelope(s), seq \(before) → \(host.status.seq)")
         }
