@@ -45,6 +45,11 @@ static inline void statecast_client_setup_init(struct statecast_client_setup *se
 
 /// Creates a client-only context (no listener). `user` comes back from
 /// lws_context_user(). `timeout_secs` bounds the connect and the handshake.
+/// LWS_SERVER_OPTION_VALIDATE_UTF8: lws 4.1.6's client parser
+/// (lib/roles/ws/client-parser-ws.c) reads it from the *context* options and
+/// then checks every text frame, fragments included and across fragment
+/// boundaries, failing the connection with 1007 (RFC 6455 8.1); it also drops a
+/// connection whose Close reason is not UTF-8.
 static inline struct lws_context *statecast_client_context_create(struct statecast_client_setup *setup,
                                                                   void *user, unsigned int timeout_secs,
                                                                   const char *ca_file) {
@@ -53,7 +58,7 @@ static inline struct lws_context *statecast_client_context_create(struct stateca
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = setup->protocols;
     info.user = user;
-    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.timeout_secs = timeout_secs;
     info.connect_timeout_secs = timeout_secs;
     info.fd_limit_per_thread = 8;
@@ -65,6 +70,9 @@ static inline struct lws_context *statecast_client_context_create(struct stateca
 /// otherwise the outcome arrives as CLIENT_ESTABLISHED or
 /// CLIENT_CONNECTION_ERROR. No subprotocol is requested, so the host binds
 /// the viewer to its default protocol. lws copies the strings.
+/// Redirects are never followed (LCCSCF_HTTP_NO_FOLLOW_REDIRECT): a 3xx
+/// answer fails the handshake, so the Authorization header never goes to a
+/// host the user did not name.
 static inline struct lws *statecast_client_connect(struct lws_context *context,
                                                    struct statecast_client_setup *setup,
                                                    const char *address, int port, const char *path,
@@ -79,7 +87,7 @@ static inline struct lws *statecast_client_connect(struct lws_context *context,
     info.host = host_header;
     info.origin = NULL; /* a native viewer is not a web page: no Origin header, so
                            hosts that restrict browser origins still admit it */
-    info.ssl_connection = secure ? LCCSCF_USE_SSL : 0;
+    info.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT | (secure ? LCCSCF_USE_SSL : 0);
     if (secure && insecure)
         info.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
                                LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
@@ -103,6 +111,20 @@ static inline int statecast_client_append_authorization(struct lws *wsi, void *i
 static inline void statecast_client_set_close_normal(struct lws *wsi) {
     static const char reason[] = "viewer disconnected";
     lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)reason, sizeof(reason) - 1);
+}
+
+/// Sets `code` (1009 "message too big", …) for the close that follows when the
+/// callback returns -1.
+static inline void statecast_client_set_close_code(struct lws *wsi, uint16_t code) {
+    lws_close_reason(wsi, (enum lws_close_status)code, NULL, 0);
+}
+
+/// In LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP: copies the response's Location
+/// header into `buffer` (NUL-terminated); returns its length, or -1 if there is
+/// none or it does not fit.
+static inline int statecast_client_location(struct lws *wsi, char *buffer, int size) {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_LOCATION) <= 0) return -1;
+    return lws_hdr_copy(wsi, buffer, size, WSI_TOKEN_HTTP_LOCATION);
 }
 
 /// Abandons a connection that is not yet established (from the service thread).
