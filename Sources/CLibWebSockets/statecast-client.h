@@ -139,6 +139,21 @@ static inline unsigned int statecast_close_code(const void *payload, size_t len)
     return ((unsigned int)p[0] << 8) | p[1];
 }
 
+/// In LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: lws 4.1.6's client echoes the
+/// peer's close code back after turning the codes RFC 6455 reserves below 3000
+/// into 1002, but passes codes >= 5000 (undefined) through. This turns those
+/// into 1002 too, in the payload lws is about to echo (`payload` is lws's own
+/// buffer, handed to the callback for that purpose). Returns the code as it came.
+static inline unsigned int statecast_client_check_close_code(void *payload, size_t len) {
+    unsigned char *p = (unsigned char *)payload;
+    unsigned int code = statecast_close_code(payload, len);
+    if (code >= 5000) {
+        p[0] = (LWS_CLOSE_STATUS_PROTOCOL_ERR >> 8) & 0xff;
+        p[1] = LWS_CLOSE_STATUS_PROTOCOL_ERR & 0xff;
+    }
+    return code;
+}
+
 /// Wakes the service thread (the one call allowed from any thread); the
 /// protocol then gets LWS_CALLBACK_EVENT_WAIT_CANCELLED on the service thread.
 static inline void statecast_client_wake(struct lws_context *context) {

@@ -113,13 +113,13 @@ public struct ViewerURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The URL in canonical form (lower-case scheme, explicit port), safe to
-    /// print: the value of a `token` query parameter shows as `***`.
+    /// print: the value of a `token` query parameter shows as `REDACTED`.
     public var description: String {
         let hostText = isIPv6 ? "[\(host)]" : host
         return "\(secure ? "wss" : "ws")://\(hostText):\(port)\(redactedPath)"
     }
 
-    /// ``path`` with the value of a `token` query parameter shown as `***`
+    /// ``path`` with the value of a `token` query parameter shown as `REDACTED`
     /// (for logs and messages; the request itself carries the token).
     public var redactedPath: String { TokenRedaction.redact(path) }
 

@@ -111,7 +111,7 @@ struct ViewerHardeningTests {
         var states = viewer.states.makeAsyncIterator()
         _ = await states.next()
         viewer.start()
-        let reason = LWSTransport.describe(redirect: 302, to: "ws://10.0.0.9:1/?token=***", endpoint: "h:1")
+        let reason = LWSTransport.describe(redirect: 302, to: "ws://10.0.0.9:1/?token=REDACTED", endpoint: "h:1")
         transport.emit(.connectionError(reason: reason, httpStatus: 302))
         while let state = await states.next(), state != .reconnecting(attempt: 1, delay: .seconds(2)) {}
         #expect(viewer.lastProblem == reason)
@@ -142,13 +142,13 @@ struct ViewerHardeningTests {
 @Suite("Token redaction")
 struct TokenRedactionTests {
     @Test("token values are hidden, everything else is kept", arguments: [
-        ("ws://h:1/?token=s3cret", "ws://h:1/?token=***"),
-        ("/live?x=1&token=s3cret&y=2", "/live?x=1&token=***&y=2"),
-        ("/live?access_token=abc#f", "/live?access_token=***#f"),
-        ("/?TOKEN=abc", "/?TOKEN=***"),
-        ("Authorization: Bearer abc.def", "Authorization: Bearer ***"),
+        ("ws://h:1/?token=s3cret", "ws://h:1/?token=REDACTED"),
+        ("/live?x=1&token=s3cret&y=2", "/live?x=1&token=REDACTED&y=2"),
+        ("/live?access_token=abc#f", "/live?access_token=REDACTED#f"),
+        ("/?TOKEN=abc", "/?TOKEN=REDACTED"),
+        ("Authorization: Bearer abc.def", "Authorization: Bearer REDACTED"),
         ("/live?since=1&epoch=e", "/live?since=1&epoch=e"),
-        ("token=", "token=***"),
+        ("token=", "token=REDACTED"),
     ])
     func redacts(text: String, expected: String) {
         #expect(TokenRedaction.redact(text) == expected)
@@ -157,7 +157,7 @@ struct TokenRedactionTests {
     @Test("a URL prints without its token but still requests it")
     func urlDescriptionIsRedacted() throws {
         let url = try ViewerURL(parsing: "ws://127.0.0.1:9876/live?token=s3cret&x=1")
-        #expect(url.description == "ws://127.0.0.1:9876/live?token=***&x=1")
+        #expect(url.description == "ws://127.0.0.1:9876/live?token=REDACTED&x=1")
         #expect(url.path == "/live?token=s3cret&x=1")
         #expect(!"\(url)".contains("s3cret"))
     }

@@ -257,7 +257,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
 
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
             if isCurrent(wsi) {
-                let code = statecast_close_code(data, length)
+                let code = statecast_client_check_close_code(data, length)
                 peerCloseCode = code == 0 ? 1005 : UInt16(truncatingIfNeeded: code)
             }
 

@@ -3,11 +3,11 @@
 /// (`token=…`, `access_token=…`) and whatever follows `Bearer `.
 ///
 /// ```swift
-/// TokenRedaction.redact("ws://h:1/live?token=s3cret&x=1")   // "ws://h:1/live?token=***&x=1"
+/// TokenRedaction.redact("ws://h:1/live?token=s3cret&x=1")   // "ws://h:1/live?token=REDACTED&x=1"
 /// ```
 enum TokenRedaction {
     /// What a hidden value is replaced with.
-    static let placeholder = "***"
+    static let placeholder = "REDACTED"
 
     /// `text` with every token value replaced by ``placeholder``.
     static func redact(_ text: String) -> String {

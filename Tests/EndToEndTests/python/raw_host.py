@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from hostile import _parse_frame as parse_frame
 from raw_ws import GUID, OP_CLOSE, OP_PING, OP_PONG, encode_frame
 
 
@@ -90,29 +91,11 @@ class HostConnection:
         return self.close_code
 
     def _parse(self) -> Optional[tuple[int, bytes]]:
-        buf = self._buf
-        if len(buf) < 2:
+        frame = parse_frame(self._buf)
+        if frame is None:
             return None
-        opcode, masked, length, at = buf[0] & 0x0F, buf[1] & 0x80, buf[1] & 0x7F, 2
-        if length == 126:
-            if len(buf) < 4:
-                return None
-            length, at = struct.unpack("!H", buf[2:4])[0], 4
-        elif length == 127:
-            if len(buf) < 10:
-                return None
-            length, at = struct.unpack("!Q", buf[2:10])[0], 10
-        key = b""
-        if masked:
-            if len(buf) < at + 4:
-                return None
-            key, at = bytes(buf[at:at + 4]), at + 4
-        if len(buf) < at + length:
-            return None
-        payload = bytes(buf[at:at + length])
-        if masked:
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        del buf[:at + length]
+        opcode, _, payload, used = frame
+        del self._buf[:used]
         return opcode, payload
 
 
