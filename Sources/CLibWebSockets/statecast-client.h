@@ -45,11 +45,11 @@ static inline void statecast_client_setup_init(struct statecast_client_setup *se
 
 /// Creates a client-only context (no listener). `user` comes back from
 /// lws_context_user(). `timeout_secs` bounds the connect and the handshake.
-/// LWS_SERVER_OPTION_VALIDATE_UTF8: lws 4.1.6's client parser
-/// (lib/roles/ws/client-parser-ws.c) reads it from the *context* options and
-/// then checks every text frame, fragments included and across fragment
-/// boundaries, failing the connection with 1007 (RFC 6455 8.1); it also drops a
-/// connection whose Close reason is not UTF-8.
+/// No LWS_SERVER_OPTION_VALIDATE_UTF8: lws 4.1.6's client parser would honour
+/// it (from the context options), but it fails a bad frame by returning in the
+/// middle of the frame without resetting its receive buffer, and the rest of
+/// the frame is then written past the buffer's end. The viewer checks UTF-8
+/// itself (UTF8Validator) and closes from CLIENT_WRITEABLE.
 static inline struct lws_context *statecast_client_context_create(struct statecast_client_setup *setup,
                                                                   void *user, unsigned int timeout_secs,
                                                                   const char *ca_file) {
@@ -58,7 +58,7 @@ static inline struct lws_context *statecast_client_context_create(struct stateca
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = setup->protocols;
     info.user = user;
-    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.timeout_secs = timeout_secs;
     info.connect_timeout_secs = timeout_secs;
     info.fd_limit_per_thread = 8;
@@ -152,6 +152,17 @@ static inline unsigned int statecast_client_check_close_code(void *payload, size
         p[1] = LWS_CLOSE_STATUS_PROTOCOL_ERR & 0xff;
     }
     return code;
+}
+
+/// In LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: makes lws answer the peer's Close
+/// with `code`, the reason bytes shown as '?' (used when the reason is not
+/// UTF-8: the answer must not carry it back). `payload` is lws's own buffer.
+static inline void statecast_client_replace_close(void *payload, size_t len, uint16_t code) {
+    unsigned char *p = (unsigned char *)payload;
+    if (!p || len < 2) return;
+    p[0] = (unsigned char)(code >> 8);
+    p[1] = (unsigned char)(code & 0xff);
+    memset(p + 2, '?', len - 2);
 }
 
 /// Wakes the service thread (the one call allowed from any thread); the

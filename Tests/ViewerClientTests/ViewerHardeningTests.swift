@@ -162,3 +162,51 @@ struct TokenRedactionTests {
         #expect(!"\(url)".contains("s3cret"))
     }
 }
+
+/// Items 9 and 10 below the transport: what one message may be before it reaches the state.
+@Suite("Message assembly")
+struct MessageAssemblyTests {
+    static let samples: [[UInt8]] = [
+        Array("plain ascii".utf8), Array("κόσμε €𝄞 ß".utf8), [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80],
+        [0xF4, 0x90, 0x80, 0x80], [0xF5, 0x80, 0x80, 0x80], [0x80], [0x61, 0xE2, 0x82], [0xF0, 0x9F, 0x98, 0x80],
+        [0xEF, 0xBF, 0xBF], [0xFF], [0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80],
+    ]
+
+    @Test("UTF8Validator agrees with the standard library at every split point", arguments: samples)
+    func validatorAgreesWithStandardLibrary(bytes: [UInt8]) {
+        let expected = String(validating: bytes, as: UTF8.self) != nil
+        for split in 0...bytes.count {
+            var validator = UTF8Validator()
+            let ok = bytes[..<split].withUnsafeBytes { validator.take($0) }
+                && bytes[split...].withUnsafeBytes { validator.take($0) } && validator.isComplete
+            #expect(ok == expected, "split at \(split) of \(bytes)")
+        }
+    }
+
+    func take(_ assembler: inout MessageAssembler, _ bytes: [UInt8], first: Bool = true, final: Bool = true,
+              remaining: Int = 0, binary: Bool = false) -> MessageAssembler.Outcome {
+        bytes.withUnsafeBytes { assembler.take($0, first: first, final: final, remaining: remaining, binary: binary) }
+    }
+
+    @Test("a frame declaring more than the limit fails at its first chunk, holding nothing")
+    func declaredLengthCounts() {
+        var assembler = MessageAssembler(maximumBytes: 1024)
+        #expect(take(&assembler, Array(repeating: 0x20, count: 10), final: true, remaining: 1 << 40) == .tooBig(byteCount: 10 + (1 << 40)))
+        #expect(assembler.heldBytes == 0)
+        #expect(take(&assembler, Array(repeating: 0x20, count: 600), final: false) == .incomplete)
+        #expect(take(&assembler, Array(repeating: 0x20, count: 600), first: false) == .tooBig(byteCount: 1200))
+        #expect(take(&assembler, Array("{}".utf8)) == .complete(.text(Array("{}".utf8))))
+    }
+
+    @Test("invalid UTF-8 fails the text message, across fragments and at its end; binary is not checked")
+    func utf8IsCheckedPerMessage() {
+        var assembler = MessageAssembler(maximumBytes: 1024)
+        #expect(take(&assembler, [0x22, 0xE2, 0x82], final: false) == .incomplete)
+        #expect(take(&assembler, [0xAC, 0x22], first: false) == .complete(.text([0x22, 0xE2, 0x82, 0xAC, 0x22])))
+        #expect(take(&assembler, [0x22, 0xE2, 0x82], final: false) == .incomplete)
+        #expect(take(&assembler, [0x28], first: false) == .invalidUTF8)
+        #expect(take(&assembler, [0x22, 0xE2, 0x82]) == .invalidUTF8)
+        #expect(take(&assembler, [0xFF, 0xFE], binary: true) == .complete(.binary(byteCount: 2)))
+        #expect(assembler.heldBytes == 0)
+    }
+}

@@ -250,7 +250,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
 
         case LWS_CALLBACK_CLIENT_RECEIVE:
             guard isCurrent(wsi), let wsi else { break }
-            if !receive(wsi, data, length) { return -1 }
+            receive(wsi, data, length)
 
         case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
             lastSignOfLife = .now
@@ -258,10 +258,16 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
             if isCurrent(wsi) {
                 let code = statecast_client_check_close_code(data, length)
+                // A reason that is not UTF-8 fails the connection (RFC 6455 §8.1): answered with 1007.
+                if let data, length > 2, !UTF8Validator.isValid(UnsafeRawBufferPointer(start: data + 2, count: length - 2)) {
+                    statecast_client_replace_close(data, length, 1007)
+                }
                 peerCloseCode = code == 0 ? 1005 : UInt16(truncatingIfNeeded: code)
             }
 
         case LWS_CALLBACK_CLIENT_WRITEABLE:
+            // The viewer failed the connection (1007, 1009): the close code is set, lws sends it.
+            if isCurrent(wsi), failure != nil { return -1 }
             if isCurrent(wsi), closeRequested, let wsi {
                 statecast_client_set_close_normal(wsi)
                 return -1
@@ -375,28 +381,39 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         }
     }
 
-    /// Collects one fragment; false when the viewer fails the connection
-    /// (the callback then returns -1 and lws sends the close code set here).
-    private func receive(_ wsi: OpaquePointer, _ data: UnsafeMutableRawPointer?, _ length: Int) -> Bool {
+    /// Collects one fragment. A message over the limit or with invalid UTF-8
+    /// fails the connection: the close code is set here and the connection is
+    /// closed from the next CLIENT_WRITEABLE, never by returning -1 here —
+    /// lws 4.1.6's client parser does not reset its receive buffer when the
+    /// callback refuses part of a frame, and the rest of the frame, still
+    /// parsed while lws waits for the close answer, would be written past it.
+    private func receive(_ wsi: OpaquePointer, _ data: UnsafeMutableRawPointer?, _ length: Int) {
         lastSignOfLife = .now
         lws_validity_confirmed(wsi)
+        guard failure == nil else { return }  // what follows a failure is not looked at
         let outcome = assembler.take(
             data.map { UnsafeRawBufferPointer(start: $0, count: length) } ?? UnsafeRawBufferPointer(start: nil, count: 0),
             first: lws_is_first_fragment(wsi) != 0, final: lws_is_final_fragment(wsi) != 0,
             remaining: Int(lws_remaining_packet_payload(wsi)), binary: lws_frame_is_binary(wsi) != 0)
         switch outcome {
         case .incomplete:
-            return true
+            break
         case let .complete(frame):
             report(.message(frame))
-            return true
         case let .tooBig(count):
             report(.message(.oversized(byteCount: count)))
-            failure = "the host sent a message of at least \(count) bytes, over the viewer's limit of "
-                + "\(assembler.maximumBytes) bytes (closed with 1009)"
-            statecast_client_set_close_code(wsi, 1009)
-            return false
+            fail(wsi, code: 1009, reason: "the host sent a message of at least \(count) bytes, over the viewer's limit of "
+                + "\(assembler.maximumBytes) bytes (closed with 1009)")
+        case .invalidUTF8:
+            fail(wsi, code: 1007, reason: "the host sent a text message that is not valid UTF-8 (closed with 1007)")
         }
+    }
+
+    /// Fails the connection with `code` from the next CLIENT_WRITEABLE; `reason` is reported when it has ended.
+    private func fail(_ wsi: OpaquePointer, code: UInt16, reason: String) {
+        failure = reason
+        statecast_client_set_close_code(wsi, code)
+        lws_callback_on_writable(wsi)
     }
 
     /// The Location header of the handshake answer in hand: printable, token

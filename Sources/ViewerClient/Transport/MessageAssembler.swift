@@ -5,7 +5,8 @@
 ///
 /// A message is too big as soon as what arrived plus what the current frame
 /// still declares passes the limit, so a frame announcing 1 TiB fails at its
-/// first bytes.
+/// first bytes. A text message fails at the first byte that is not valid
+/// UTF-8, or at its end when a sequence is left open (``UTF8Validator``).
 struct MessageAssembler: Sendable {
     /// What one chunk completed.
     enum Outcome: Sendable, Equatable {
@@ -15,12 +16,15 @@ struct MessageAssembler: Sendable {
         case complete(IncomingFrame)
         /// The message passed the limit; the caller fails the connection (1009).
         case tooBig(byteCount: Int)
+        /// A text message is not valid UTF-8; the caller fails the connection (1007).
+        case invalidUTF8
     }
 
     /// The largest message taken.
     let maximumBytes: Int
     private var bytes: [UInt8] = []
     private var count = 0
+    private var utf8 = UTF8Validator()
 
     init(maximumBytes: Int) {
         self.maximumBytes = maximumBytes
@@ -41,7 +45,13 @@ struct MessageAssembler: Sendable {
             reset()
             return .tooBig(byteCount: size)
         }
-        if !binary { bytes.append(contentsOf: chunk) }
+        if !binary {
+            guard utf8.take(chunk), !final || remaining > 0 || utf8.isComplete else {
+                reset()
+                return .invalidUTF8
+            }
+            bytes.append(contentsOf: chunk)
+        }
         guard final, remaining == 0 else { return .incomplete }
         let frame: IncomingFrame = binary ? .binary(byteCount: count) : .text(bytes)
         reset()
@@ -52,5 +62,6 @@ struct MessageAssembler: Sendable {
     mutating func reset() {
         bytes.removeAll(keepingCapacity: bytes.capacity <= 1 << 20)
         count = 0
+        utf8.reset()
     }
 }

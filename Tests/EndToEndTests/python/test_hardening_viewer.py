@@ -187,6 +187,41 @@ def test_a_flood_of_updates_to_a_big_state_keeps_viewer_memory_bounded():
         assert lines[0] < sent[0], "the slow consumer was never behind (the test proved nothing)"
 
 
+BIG_FRAMES = {
+    # A frame announcing 1 TiB: the limit (16 MiB) counts what a frame declares, so the
+    # viewer fails it at the first chunk lws hands over (its 64 KiB receive buffer)
+    # instead of buffering 16 MiB and reading on, as the old viewer did.
+    "1 TiB declared": (b"\x81\x7f" + (1 << 40).to_bytes(8, "big"), b" ", 1009, "over the viewer's limit"),
+    # A 1 MiB text frame of invalid UTF-8: failed within the frame. lws 4.1.6's own UTF-8
+    # check (LWS_SERVER_OPTION_VALIDATE_UTF8) crashed the viewer here once the host went on
+    # sending: it left its receive buffer full and wrote the rest of the frame past it.
+    "1 MiB of invalid UTF-8": (b"\x81\x7f" + (1 << 20).to_bytes(8, "big"), b"\xff", 1007, "not valid UTF-8"),
+}
+
+
+@pytest.mark.parametrize("header, filler, code, message", BIG_FRAMES.values(), ids=BIG_FRAMES.keys())
+def test_a_big_bad_frame_is_failed_within_the_frame_and_the_viewer_survives(viewers, header, filler, code, message):
+    def attack(connection: HostConnection) -> None:
+        connection.send_raw(header + filler * (200 << 10))
+        connection.wait_for_close(20)
+        for _ in range(8):                          # the host goes on with the frame after the close
+            connection.send_raw(filler * (100 << 10))
+            time.sleep(0.05)
+        connection.wait_for_close(5)
+
+    with RawHost(on_first_connection(attack)) as host:
+        viewer = viewers(host.url, "--format", "json-lines", "--no-jitter")
+        viewer.wait_for_stdout(lambda line: '"seq":1' in line, 15, "the first state")
+        first = wait_until(lambda: host.snapshot() and host.snapshot()[0], 5, "the connection")
+        assert first.ended.wait(40), "the host script did not finish"
+        assert first.close_code == code, f"the viewer closed with {first.close_code}, not {code}"
+        line = viewer.wait_for_stderr(message, 15)[0]
+        assert str(code) in line, line
+        # The marker: the viewer came back, alive, after all the host sent.
+        wait_until(lambda: len(host.snapshot()) >= 2, 15, "a reconnect after the close")
+        assert viewer.proc.poll() is None, "the viewer died"
+
+
 # --- item 11: the live view strips terminal controls ----------------------------------
 
 def test_live_view_strips_terminal_escapes_from_host_text():
