@@ -4,7 +4,6 @@ and runs the real viewer binary against it."""
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import select
@@ -44,6 +43,14 @@ def on_first_connection(attack):
     return script
 
 
+def first_connection_ended(host: RawHost, viewer: ViewerProcess, timeout: float) -> HostConnection:
+    """Waits for the viewer's first state, then for the host script of the first connection to end."""
+    viewer.wait_for_stdout(lambda line: '"seq":1' in line, 15, "the first state")
+    first = wait_until(lambda: host.snapshot() and host.snapshot()[0], 5, "the connection")
+    assert first.ended.wait(timeout), "the host script did not finish"
+    return first
+
+
 # --- item 9: invalid UTF-8 in text frames fails the connection with 1007 --------
 
 BAD_UTF8 = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"   # Autobahn 6.3.1 (a surrogate)
@@ -65,9 +72,7 @@ def test_invalid_utf8_text_fails_the_connection_with_1007(viewers, frames):
 
     with RawHost(on_first_connection(attack)) as host:
         viewer = viewers(host.url, "--format", "json-lines", "--no-jitter")
-        viewer.wait_for_stdout(lambda line: '"seq":1' in line, 15, "the first state")
-        first = wait_until(lambda: host.snapshot() and host.snapshot()[0], 5, "the connection")
-        assert first.ended.wait(20), "the host script did not finish"
+        first = first_connection_ended(host, viewer, 20)
         assert first.close_code == 1007, f"the viewer closed with {first.close_code}, not 1007 (invalid payload)"
         # A broken frame is the connection's problem, not the viewer's: it reconnects.
         wait_until(lambda: len(host.snapshot()) >= 2, 15, "a reconnect after the 1007 close")
@@ -87,9 +92,7 @@ def test_close_with_invalid_utf8_reason_is_not_echoed(viewers):
 
     with RawHost(on_first_connection(attack)) as host:
         viewer = viewers(host.url, "--format", "json-lines", "--no-jitter")
-        viewer.wait_for_stdout(lambda line: '"seq":1' in line, 15, "the first state")
-        first = wait_until(lambda: host.snapshot() and host.snapshot()[0], 5, "the connection")
-        assert first.ended.wait(20), "the host script did not finish"
+        first = first_connection_ended(host, viewer, 20)
         closes = [payload for opcode, payload in seen if opcode == OP_CLOSE]
         assert all(payload[:2] in (b"\x03\xef", b"\x03\xea") for payload in closes), (
             f"the viewer answered an invalid close reason with {closes!r} instead of failing the connection")
@@ -105,9 +108,7 @@ def test_close_with_an_undefined_code_is_answered_with_1002(viewers, code):
 
     with RawHost(on_first_connection(attack)) as host:
         viewer = viewers(host.url, "--format", "json-lines", "--no-jitter")
-        viewer.wait_for_stdout(lambda line: '"seq":1' in line, 15, "the first state")
-        first = wait_until(lambda: host.snapshot() and host.snapshot()[0], 5, "the connection")
-        assert first.ended.wait(20), "the host script did not finish"
+        first = first_connection_ended(host, viewer, 20)
         assert first.close_code == 1002, f"the viewer answered close {code} with {first.close_code}, not 1002"
         viewer.wait_for_stderr(f"code {code}", 15)      # still reported as the host's code
 
@@ -211,9 +212,7 @@ def test_a_big_bad_frame_is_failed_within_the_frame_and_the_viewer_survives(view
 
     with RawHost(on_first_connection(attack)) as host:
         viewer = viewers(host.url, "--format", "json-lines", "--no-jitter")
-        viewer.wait_for_stdout(lambda line: '"seq":1' in line, 15, "the first state")
-        first = wait_until(lambda: host.snapshot() and host.snapshot()[0], 5, "the connection")
-        assert first.ended.wait(40), "the host script did not finish"
+        first = first_connection_ended(host, viewer, 40)
         assert first.close_code == code, f"the viewer closed with {first.close_code}, not {code}"
         line = viewer.wait_for_stderr(message, 15)[0]
         assert str(code) in line, line
