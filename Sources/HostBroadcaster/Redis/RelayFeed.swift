@@ -223,6 +223,10 @@ public final class RelayFeed: Sendable {
             logger.debug("ignored a message on \(channel) that is not an envelope with a seq")
             return .ignore
         }
+        guard HostBroadcaster.acceptableSeqs.contains(seq) else {
+            logger.warning("ignored a message on \(channel) with seq \(seq), outside 0…\(HostBroadcaster.acceptableSeqs.upperBound); check that only StateCast publishes there")
+            return .ignore
+        }
         noteUpstream(seq: seq, epoch: envelope.epoch, host: host)
         let step = RelaySync.step(for: envelope, seq: host.status.seq, epoch: host.epoch ?? "")
         guard step == .relay else { return step }
