@@ -19,7 +19,6 @@ final class ServiceCore: @unchecked Sendable {
     let configuration: HostConfiguration
     let logger: Logger
     let heartbeat: Heartbeat
-    let sseKeepaliveMicros: Int64
     let access: AccessPolicy
     /// Open connections on the opt-in echo endpoint, with what they still have to echo.
     var echoes: [OpaquePointer: EchoState] = [:]
@@ -44,8 +43,7 @@ final class ServiceCore: @unchecked Sendable {
         self.shared = shared
         self.configuration = configuration
         self.logger = logger
-        heartbeat = Heartbeat(pingInterval: configuration.pingInterval, timeout: configuration.pingTimeout)
-        sseKeepaliveMicros = max(100_000, Heartbeat.micros(configuration.sseKeepaliveInterval))
+        heartbeat = Heartbeat(configuration)
         access = AccessPolicy(token: configuration.token, allowedOrigins: configuration.allowedOrigins, maxClients: configuration.maxClients)
         log = MessageLog(maxBytes: configuration.maxViewerBacklogBytes, maxCount: configuration.maxViewerBacklogCount)
         sweepTimer = .allocate(capacity: 1)
@@ -383,8 +381,7 @@ final class ServiceCore: @unchecked Sendable {
 
     private func scheduleSweep() {
         guard let context else { return }
-        let interval = min(heartbeat.sweepIntervalMicros, max(100_000, sseKeepaliveMicros / 4))
-        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, interval)
+        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, heartbeat.sweepIntervalMicros)
     }
 
     private func schedulePoll() {
@@ -399,7 +396,7 @@ final class ServiceCore: @unchecked Sendable {
             guard let pss = pss(wsi) else { continue }
             if pss.pointee.is_sse != 0 {
                 // SSE clients cannot answer pings; a comment keeps proxies from timing out.
-                if now - pss.pointee.last_write_us >= sseKeepaliveMicros, pss.pointee.ping_due == 0 {
+                if heartbeat.sseKeepaliveDue(now: now, lastWrite: pss.pointee.last_write_us), pss.pointee.ping_due == 0 {
                     pss.pointee.ping_due = 1
                     if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
                 }
