@@ -215,7 +215,7 @@ def websocket_outcome(ws: RawWebSocket, quiet: float = 10.0) -> str:
             except OSError:
                 pass
             try:
-                extra = read_frame(ws, 5)
+                extra = read_frame(ws, 15)  # generous: a loaded host may take a while to drop TCP
                 return f"close {code}, then a frame with opcode {extra[0]:#x} (RFC 6455 §5.5.1 violation)"
             except ConnectionEnded:
                 pass
