@@ -41,6 +41,17 @@ struct Heartbeat: Sendable, Equatable {
         return .none
     }
 
+    /// The decision for one Server-Sent Events viewer at `now`, which cannot
+    /// answer pings: its liveness is whether its output drains. `waitingSince`
+    /// is since when the host has been waiting to write to it with its socket
+    /// full (nil: nothing is waiting; a socket with room again restarts the
+    /// wait, so a slow reader that still drains is kept). Output stuck for the
+    /// ping timeout hangs it up, like a WebSocket viewer silent for that long.
+    func sseAction(now: Int64, waitingSince: Int64?) -> Action {
+        guard let waitingSince, now - waitingSince >= timeoutMicros else { return .none }
+        return .hangUp
+    }
+
     /// How often to sweep: a quarter of the ping interval (or of the SSE keepalive
     /// interval, if shorter), between 100 ms and 5 s.
     var sweepIntervalMicros: Int64 {

@@ -38,15 +38,18 @@ import Testing
         for viewer in viewers { _ = try viewer.readText() }
         let seqA = host.broadcast(.configUpdate(["speed": 2]))
         let seqB = host.broadcast(.configUpdate(["mode": "square"]))
-        #expect(seqA == 2 && seqB == 3)
+        // A key viewers do not have yet: a derived whitelist would reject it, so the full state goes out.
+        let seqC = host.broadcast(.configUpdate(["gain": 0.5]))
+        #expect(seqA == 2 && seqB == 3 && seqC == 4)
+        var expected = initial
+        expected.config = ["speed": 2, "mode": "square", "gain": 0.5]
         for viewer in viewers {
-            #expect(try envelope(try viewer.readText()) == Envelope(.configUpdate(["speed": 2]), seq: 2))
-            #expect(try envelope(try viewer.readText()) == Envelope(.configUpdate(["mode": "square"]), seq: 3))
+            #expect(try envelope(try viewer.readText()) == Envelope(.configUpdate(["speed": 2]), seq: 2, epoch: host.epoch))
+            #expect(try envelope(try viewer.readText()) == Envelope(.configUpdate(["mode": "square"]), seq: 3, epoch: host.epoch))
+            #expect(try envelope(try viewer.readText()) == Envelope(.sessionUpdate(expected), seq: 4, epoch: host.epoch))
         }
         let newcomer = try RawWebSocket(port: host.status.port)
-        var expected = initial
-        expected.config = ["speed": 2, "mode": "square"]
-        #expect(try envelope(try newcomer.readText()) == Envelope(.sessionUpdate(expected), seq: 3, epoch: host.epoch))
+        #expect(try envelope(try newcomer.readText()) == Envelope(.sessionUpdate(expected), seq: 4, epoch: host.epoch))
     }
 
     @Test func statusReportsViewersAndUnknownPathsAre404() throws {
@@ -132,7 +135,8 @@ import Testing
         let updates = 6000
         let blob = String(repeating: "x", count: 4000)
         var last: Int64 = 1
-        for step in 0..<updates { last = host.broadcast(.configUpdate(["blob": .string(blob), "step": .int(Int64(step))])) }
+        // "mode" is a string key of the first state: every broadcast is a config_update.
+        for step in 0..<updates { last = host.broadcast(.configUpdate(["mode": .string("\(step) \(blob)")])) }
         var seqs: [Int64] = [1]
         var fullStates: [(seq: Int64, session: Session)] = []
         while seqs.last! < last {
@@ -153,7 +157,8 @@ import Testing
         #expect(final.seq == last)
         #expect(final.session == host.session)
         // In step again: the next change is the next thing it reads.
-        let after = host.broadcast(.configUpdate(["step": .int(Int64(updates))]))
-        #expect(try envelope(try viewer.readText()) == Envelope(.configUpdate(["step": .int(Int64(updates))]), seq: after))
+        let after = host.broadcast(.configUpdate(["mode": "done"]))
+        let next = try envelope(try viewer.readText())
+        #expect(next.payload == .configUpdate(["mode": "done"]) && next.seq == after)
     }
 }

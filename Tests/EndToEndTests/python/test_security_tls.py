@@ -180,6 +180,7 @@ def test_stalled_tls_reader_keeps_host_memory_bounded_and_others_get_everything(
 
     for i, r in enumerate(readers):
         assert r.state == expected
+        # "i" and "blob" are config keys from the start: every update is a config_update.
         configs = [e for e in r.received if e.type == "config_update"]
         assert len(configs) == updates, f"reader {i} got {len(configs)} of {updates} updates"
         assert [e.payload["i"] for e in configs] == list(range(updates))
