@@ -19,7 +19,6 @@ final class ServiceCore: @unchecked Sendable {
     let configuration: HostConfiguration
     let logger: Logger
     let heartbeat: Heartbeat
-    let sseKeepaliveMicros: Int64
     let access: AccessPolicy
     /// Open connections on the opt-in echo endpoint, with what they still have to echo.
     var echoes: [OpaquePointer: EchoState] = [:]
@@ -48,8 +47,7 @@ final class ServiceCore: @unchecked Sendable {
         self.shared = shared
         self.configuration = configuration
         self.logger = logger
-        heartbeat = Heartbeat(pingInterval: configuration.pingInterval, timeout: configuration.pingTimeout)
-        sseKeepaliveMicros = max(100_000, Heartbeat.micros(configuration.sseKeepaliveInterval))
+        heartbeat = Heartbeat(configuration)
         access = AccessPolicy(token: configuration.token, allowedOrigins: configuration.allowedOrigins, maxClients: configuration.maxClients)
         log = MessageLog(maxBytes: configuration.maxViewerBacklogBytes, maxCount: configuration.maxViewerBacklogCount)
         sweepTimer = .allocate(capacity: 1)
@@ -393,8 +391,7 @@ final class ServiceCore: @unchecked Sendable {
 
     private func scheduleSweep() {
         guard let context else { return }
-        let interval = min(heartbeat.sweepIntervalMicros, max(100_000, sseKeepaliveMicros / 4))
-        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, interval)
+        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, heartbeat.sweepIntervalMicros)
     }
 
     private func schedulePoll() {
@@ -417,7 +414,7 @@ final class ServiceCore: @unchecked Sendable {
                     continue
                 }
                 // A comment keeps proxies from timing out (and gives a stuck client a write to stall on).
-                if now - pss.pointee.last_write_us >= sseKeepaliveMicros, pss.pointee.ping_due == 0 {
+                if heartbeat.sseKeepaliveDue(now: now, lastWrite: pss.pointee.last_write_us), pss.pointee.ping_due == 0 {
                     pss.pointee.ping_due = 1
                     if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
                 }
