@@ -37,15 +37,23 @@ let package = Package(
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: swiftSettings
         ),
+        // Internal (no product): what the host and the viewer share of
+        // libwebsockets (the one log hook, header/query reading), the
+        // monotonic clock and `Locked`.
+        .target(
+            name: "StateCastSupport",
+            dependencies: ["CLibWebSockets"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Debounce",
-            dependencies: ["Envelope"],
+            dependencies: ["Envelope", "StateCastSupport"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "HostBroadcaster",
             dependencies: [
-                "CLibWebSockets", "CHiredis", "Envelope", "Debounce",
+                "CLibWebSockets", "CHiredis", "StateCastSupport", "Envelope", "Debounce",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -55,7 +63,7 @@ let package = Package(
         .target(
             name: "ViewerClient",
             dependencies: [
-                "CLibWebSockets", "Envelope",
+                "CLibWebSockets", "StateCastSupport", "Envelope",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -82,13 +90,16 @@ let package = Package(
         .testTarget(name: "EnvelopeTests", dependencies: ["Envelope"], swiftSettings: swiftSettings),
         .testTarget(
             name: "DebounceTests",
-            dependencies: ["Debounce", "Envelope", .product(name: "Clocks", package: "swift-clocks")],
+            dependencies: ["Debounce", "StateCastSupport", "Envelope", .product(name: "Clocks", package: "swift-clocks")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "HostBroadcasterTests",
             // ViewerClient: convergence checks apply what the host sends with the real viewer's rules (ViewerState).
-            dependencies: ["HostBroadcaster", "ViewerClient", "Envelope", "Debounce", .product(name: "Clocks", package: "swift-clocks")],
+            dependencies: [
+                "HostBroadcaster", "StateCastSupport", "ViewerClient", "Envelope", "Debounce",
+                .product(name: "Clocks", package: "swift-clocks"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,3 +1,5 @@
+public import StateCastSupport  // public: `Locked` is stored by inlinable code
+
 /// Runs a ``DebounceStateMachine`` on an injected clock, from any thread.
 ///
 /// Every change submitted lands in exactly one emission, unless ``cancel()``

@@ -2,6 +2,7 @@ import CLibWebSockets
 public import Envelope
 import Foundation
 public import Logging
+import StateCastSupport
 import Synchronization
 
 /// Serves one session to many viewers over WebSocket (SPEC §3).
@@ -24,6 +25,8 @@ public final class HostBroadcaster: Sendable {
     public let configuration: HostConfiguration
     private let logger: Logger
     private let lifecycle = Mutex<Lifecycle>(.idle)
+    /// This host's share of lws's process-wide log hook: lws's lines at debug level.
+    private let libraryLog: LibWebSocketsLog
 
     private enum Lifecycle {
         case idle
@@ -35,6 +38,10 @@ public final class HostBroadcaster: Sendable {
     public init(configuration: HostConfiguration = HostConfiguration(), logger: Logger = Logger(label: "statecast.host")) {
         self.configuration = configuration
         self.logger = logger
+        let verbose = logger.logLevel <= .debug
+        libraryLog = LibWebSocketsLog(levels: verbose ? statecast_lws_log_verbose() : statecast_lws_log_errors()) { level, line in
+            logger.debug("\(line)", metadata: ["lws-level": "\(level)"])
+        }
     }
 
     deinit { stop() }
@@ -56,7 +63,6 @@ public final class HostBroadcaster: Sendable {
         let configuration = resolved
         let started: Result<(ServiceCore, DispatchSemaphore), HostError> = lifecycle.withLock { state in
             guard case .idle = state else { return .failure(.alreadyStarted) }
-            LibWebSocketsLog.install(logger: logger)
             let shared = HostShared(
                 session: initial, seq: configuration.initialSeq ?? Self.wallClockSeq(),
                 epoch: configuration.initialEpoch ?? Self.makeEpoch(), onBroadcast: configuration.onBroadcast)

@@ -1,6 +1,6 @@
 import CLibWebSockets
 import Envelope
-import Debounce
+import StateCastSupport
 
 /// The state producers and the service thread share, behind one lock
 /// (``Locked``: a Mutex whose ordering ThreadSanitizer can see).

@@ -1,6 +1,7 @@
 import CLibWebSockets
 import Envelope
 import Logging
+import StateCastSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -536,8 +537,8 @@ final class ServiceCore: @unchecked Sendable {
             return refuse(wsi, pss, refusal)
         }
         let position = Resume.ssePosition(
-            lastEventID: Self.header(wsi, "last-event-id:") ?? Self.queryArgument(wsi, "lastEventId="),
-            epochArgument: Self.queryArgument(wsi, "epoch="))
+            lastEventID: LWSRequest.header(wsi, "last-event-id:") ?? LWSRequest.queryArgument(wsi, "lastEventId="),
+            epochArgument: LWSRequest.queryArgument(wsi, "epoch="))
         var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
         let failed = head.withUnsafeMutableBufferPointer { buffer -> Bool in
             let start = buffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
@@ -549,24 +550,6 @@ final class ServiceCore: @unchecked Sendable {
         pss.pointee.preamble_due = 1
         viewerEstablished(wsi, pss, resumeFrom: position.since, epoch: position.epoch)
         return 0
-    }
-
-    /// Query argument `name` ("since=") of the request, if present.
-    static func queryArgument(_ wsi: OpaquePointer, _ name: String) -> String? {
-        // Room for the whole query: lws gives up at the first argument longer
-        // than the buffer, which would hide the arguments after it.
-        var buffer = [CChar](repeating: 0, count: Int(max(256, statecast_query_capacity(wsi))))
-        let length = statecast_query_arg(wsi, name, &buffer, Int32(buffer.count))
-        guard length >= 0 else { return nil }
-        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// Request header `name` (lower case, with colon), if present.
-    static func header(_ wsi: OpaquePointer, _ name: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 256)
-        let length = statecast_custom_header(wsi, name, &buffer, Int32(buffer.count))
-        guard length >= 0 else { return nil }
-        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     func httpWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
@@ -595,7 +578,7 @@ final class ServiceCore: @unchecked Sendable {
         let request = Self.request(wsi, isUpgrade: true)
         // Echo connections hold memory and a socket like viewers: they count toward --max-clients.
         guard let refusal = access.check(request, clientCount: viewers.count + echoes.count) else { return 0 }
-        logger.debug("refused an upgrade", metadata: ["status": "\(refusal.status)", "path": "\(Redaction.redactingToken(in: Self.uri(wsi)))"])
+        logger.debug("refused an upgrade", metadata: ["status": "\(refusal.status)", "path": "\(Redaction.redactingToken(in: LWSRequest.uri(wsi)))"])
         writeRefusal(wsi, refusal)
         return 1
     }
@@ -666,27 +649,13 @@ final class ServiceCore: @unchecked Sendable {
     static func request(_ wsi: OpaquePointer, isUpgrade: Bool) -> AccessPolicy.Request {
         AccessPolicy.Request(
             method: String(cString: statecast_http_method(wsi)),
-            authorization: header(wsi, statecast_header_authorization()),
-            queryToken: queryArgument(wsi, "token="),
-            origin: header(wsi, statecast_header_origin()),
-            webSocketKey: header(wsi, statecast_header_ws_key()),
-            webSocketVersion: header(wsi, statecast_header_ws_version()),
-            subprotocols: header(wsi, statecast_header_ws_protocol()),
+            authorization: LWSRequest.header(wsi, statecast_header_authorization()),
+            queryToken: LWSRequest.queryArgument(wsi, "token="),
+            origin: LWSRequest.header(wsi, statecast_header_origin()),
+            webSocketKey: LWSRequest.header(wsi, statecast_header_ws_key()),
+            webSocketVersion: LWSRequest.header(wsi, statecast_header_ws_version()),
+            subprotocols: LWSRequest.header(wsi, statecast_header_ws_protocol()),
             isUpgrade: isUpgrade)
-    }
-
-    static func uri(_ wsi: OpaquePointer) -> String { header(wsi, statecast_header_get_uri()) ?? "" }
-
-    static func path(_ wsi: OpaquePointer) -> String {
-        let uri = uri(wsi)
-        return uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
-    }
-
-    static func header(_ wsi: OpaquePointer, _ token: Int32) -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = statecast_header(wsi, lws_token_indexes(UInt32(token)), &buffer, Int32(buffer.count))
-        guard length >= 0 else { return nil }
-        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     // MARK: Echo (opt-in debugging endpoint)
@@ -844,13 +813,6 @@ final class ServiceCore: @unchecked Sendable {
     }
 }
 
-/// Monotonic microseconds (CLOCK_MONOTONIC).
-func monotonicMicros() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
-}
-
 private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
     guard let string else { return body(nil) }
     return string.withCString { body($0) }
@@ -893,11 +855,11 @@ private func hostCallback(
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return core.confirmUpgrade(wsi)
     case LWS_CALLBACK_ESTABLISHED:
-        if let pss, let echo = core.configuration.echoPath, ServiceCore.path(wsi) == echo {
+        if let pss, let echo = core.configuration.echoPath, LWSRequest.path(wsi) == echo {
             core.echoEstablished(wsi, pss)
         } else if let pss {
-            let since = ServiceCore.queryArgument(wsi, "since=").flatMap { Int64($0) }
-            core.viewerEstablished(wsi, pss, resumeFrom: since, epoch: ServiceCore.queryArgument(wsi, "epoch="))
+            let since = LWSRequest.queryArgument(wsi, "since=").flatMap { Int64($0) }
+            core.viewerEstablished(wsi, pss, resumeFrom: since, epoch: LWSRequest.queryArgument(wsi, "epoch="))
         }
         return 0
     case LWS_CALLBACK_CLOSED:

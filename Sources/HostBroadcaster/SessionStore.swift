@@ -1,5 +1,6 @@
-public import Debounce
+import Debounce
 public import Envelope
+import StateCastSupport
 import Synchronization
 
 /// The host app's handle on its session: read it, change it, and every change

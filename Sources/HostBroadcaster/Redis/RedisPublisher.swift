@@ -1,4 +1,4 @@
-import Debounce
+import StateCastSupport
 import Dispatch
 public import Envelope
 import Foundation

@@ -1,5 +1,6 @@
 import CLibWebSockets
 import Logging
+import StateCastSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -44,6 +45,8 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     private let authorization: UnsafeMutablePointer<CChar>?
     private let caFile: UnsafeMutablePointer<CChar>?
     private let pingTimeout: Duration
+    /// This viewer's share of lws's process-wide log hook.
+    private let libraryLog: LibWebSocketsLog
 
     // Owned C memory: allocated in init, freed in deinit.
     private let setup: UnsafeMutablePointer<statecast_client_setup>
@@ -84,7 +87,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         currentWSI.initialize(to: nil)
         statecast_client_setup_init(setup, lwsViewerCallback, 65536, policy.ping, policy.hangup)
 
-        LibraryLog.install(logger: logger)
+        libraryLog = LibraryLog.register(logger: logger)
         let timeout = UInt32(max(1, configuration.connectTimeout.seconds.rounded(.up)))
         context = statecast_client_context_create(setup, Unmanaged.passUnretained(self).toOpaque(), timeout, caFile)
         guard context != nil else {
@@ -419,10 +422,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     /// The Location header of the handshake answer in hand: printable, token
     /// redacted, at most 200 characters; nil if there is none.
     private static func location(of wsi: OpaquePointer) -> String? {
-        var buffer = [CChar](repeating: 0, count: 1024)
-        let length = statecast_client_location(wsi, &buffer, Int32(buffer.count))
-        guard length > 0 else { return nil }
-        let bytes = buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }
+        guard let bytes = LWSRequest.read(capacity: 1024, { statecast_client_location(wsi, $0, $1) }), !bytes.isEmpty else { return nil }
         let printable = String(decoding: bytes.filter { $0 >= 0x20 && $0 < 0x7F }, as: UTF8.self)
         let redacted = TokenRedaction.redact(printable)
         return redacted.count > 200 ? String(redacted.prefix(200)) + "…" : redacted

@@ -1,32 +1,31 @@
 import CLibWebSockets
 import Foundation
 import Logging
+import StateCastSupport
 import Synchronization
 
-/// libwebsockets' process-wide log hook for viewers: its lines go to the
-/// viewer's logger at debug level (not raw to stderr), and the reason OpenSSL
-/// gave for rejecting a certificate is kept, because lws's connection-error
-/// text only says "connect SSL err 1".
+/// What a viewer does with libwebsockets' log lines (through the shared hook,
+/// ``LibWebSocketsLog``): they go to the viewer's logger at debug level (not
+/// raw to stderr), and the reason OpenSSL gave for rejecting a certificate is
+/// kept, because lws's connection-error text only says "connect SSL err 1".
 enum LibraryLog {
-    private struct State {
-        var logger: Logger?
-        /// OpenSSL's X509_V_ERR code and text from the newest "SSL error: … err=N" line.
-        var lastVerifyError: (code: Int, reason: String)?
-    }
+    /// OpenSSL's X509_V_ERR code and text from the newest "SSL error: … err=N" line.
+    private static let lastVerifyError = Mutex<(code: Int, reason: String)?>(nil)
 
-    private static let state = Mutex(State())
-
-    static func install(logger: Logger) {
-        state.withLock { $0.logger = logger }
-        let level: Int32 = logger.logLevel <= .debug ? statecast_lws_log_warnings() : statecast_lws_log_errors()
-        lws_set_log_level(level, emit)
+    /// Registers `logger` for lws's lines; keep the result while the viewer runs.
+    static func register(logger: Logger) -> LibWebSocketsLog {
+        let levels: Int32 = logger.logLevel <= .debug ? statecast_lws_log_warnings() : statecast_lws_log_errors()
+        return LibWebSocketsLog(levels: levels) { _, line in
+            if let verify = verifyError(in: line) { lastVerifyError.withLock { $0 = verify } }
+            logger.debug("libwebsockets: \(TokenRedaction.redact(line))")
+        }
     }
 
     /// The newest certificate verification failure, cleared as it is read.
     static func takeVerifyError() -> (code: Int, reason: String)? {
-        state.withLock { state in
-            defer { state.lastVerifyError = nil }
-            return state.lastVerifyError
+        lastVerifyError.withLock { last in
+            defer { last = nil }
+            return last
         }
     }
 
@@ -37,17 +36,5 @@ enum LibraryLog {
         let digits = line[err.upperBound...].prefix { $0.isNumber }
         guard let code = Int(digits) else { return nil }
         return (code, String(line[start.upperBound..<open.lowerBound]))
-    }
-
-    private static let emit: @convention(c) (Int32, UnsafePointer<CChar>?) -> Void = { level, line in
-        guard let line else { return }
-        var text = String(cString: line)
-        while text.last == "\n" || text.last == "\r" { text.removeLast() }
-        let verify = verifyError(in: text)
-        let logger = state.withLock { state -> Logger? in
-            if let verify { state.lastVerifyError = verify }
-            return state.logger
-        }
-        logger?.debug("libwebsockets: \(TokenRedaction.redact(text))")
     }
 }

@@ -1,5 +1,6 @@
 import Clocks
 @testable import Debounce
+import StateCastSupport
 import Foundation
 import Synchronization
 import Testing

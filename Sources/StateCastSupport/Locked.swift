@@ -12,8 +12,9 @@ public import Synchronization  // public: used by inlinable code
 /// add no synchronisation of their own (plain moves on x86-64, `ldar`/`stlr`
 /// on arm64).
 ///
-/// Public because the host's shared state uses it too (HostBroadcaster depends
-/// on Debounce); it is a utility, not part of the debounce API proper.
+/// Public only because `Debouncer`'s inlinable code stores one (inlinable code
+/// may reference public declarations only). StateCastSupport is an internal
+/// target, not a product: no library's public API mentions `Locked`.
 public struct Locked<Value: Sendable>: ~Copyable, Sendable {
     @usableFromInline let mutex: Mutex<Value>
     @usableFromInline let order = Atomic<UInt8>(0)
