@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Envelope", targets: ["Envelope"]),
         .library(name: "Debounce", targets: ["Debounce"]),
         .library(name: "HostBroadcaster", targets: ["HostBroadcaster"]),
+        .library(name: "StateCastRelay", targets: ["StateCastRelay"]),
         .library(name: "ViewerClient", targets: ["ViewerClient"]),
         .executable(name: "statecast-host", targets: ["statecast-host"]),
         .executable(name: "statecast-viewer", targets: ["statecast-viewer"]),
@@ -53,7 +54,19 @@ let package = Package(
         .target(
             name: "HostBroadcaster",
             dependencies: [
-                "CLibWebSockets", "CHiredis", "StateCastSupport", "Envelope", "Debounce",
+                "CLibWebSockets", "StateCastSupport", "Envelope", "Debounce",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Redis publishing and relays (docs/SCALING.md): only apps that use
+        // them need libhiredis.
+        .target(
+            name: "StateCastRelay",
+            dependencies: [
+                "HostBroadcaster", "CHiredis", "StateCastSupport", "Envelope",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -71,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "statecast-host",
             dependencies: [
-                "HostBroadcaster", "Envelope", "CQRencode",
+                "HostBroadcaster", "StateCastRelay", "Envelope", "CQRencode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -97,7 +110,7 @@ let package = Package(
             name: "HostBroadcasterTests",
             // ViewerClient: convergence checks apply what the host sends with the real viewer's rules (ViewerState).
             dependencies: [
-                "HostBroadcaster", "StateCastSupport", "ViewerClient", "Envelope", "Debounce",
+                "HostBroadcaster", "StateCastRelay", "StateCastSupport", "ViewerClient", "Envelope", "Debounce",
                 .product(name: "Clocks", package: "swift-clocks"),
             ],
             swiftSettings: swiftSettings

@@ -4,6 +4,7 @@ import Foundation
 import HostBroadcaster
 import Logging
 import ServiceLifecycle
+import StateCastRelay
 
 /// `statecast-host relay --redis URL --channel NAME …`: serve another host's
 /// session, fed through Redis (docs/SCALING.md).
@@ -61,20 +62,6 @@ struct Relay: AsyncParsableCommand {
     }
 }
 
-/// Runs until SIGINT/SIGTERM, then stops following Redis and closes every viewer with 1001.
-struct RelayService: Service {
-    let feed: RelayFeed
-    let host: HostBroadcaster
-    let logger: Logger
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        logger.info("shutting down")
-        feed.stop()
-        host.stop()
-    }
-}
-
 /// `--redis URL --channel NAME`, shared by `serve` (publish) and `relay` (follow).
 struct RedisOptions: ParsableArguments {
     @Option(help: "Redis server, redis://HOST:PORT[/DB]: `serve` publishes every envelope there; `relay` serves what is published.")
@@ -98,18 +85,12 @@ struct RedisOptions: ParsableArguments {
     }
 
     /// For `serve --redis`: checks that Redis answers (exit 1 naming the URL if
-    /// not) and returns a publisher for a host starting with `initial`, with
-    /// the seq and epoch to give the host.
-    func publisher(initial: Session, configuration: HostConfiguration, logger: Logger) throws -> (RedisPublisher, seq: Int64, epoch: String)? {
+    /// not) and attaches a publisher to `configuration` (seq, epoch, onBroadcast).
+    func attachPublisher(to configuration: inout HostConfiguration, initial: Session, logger: Logger) throws -> RedisPublisher? {
         guard redis != nil else { return nil }
         let (url, channel) = try parsed()
-        let seq = HostBroadcaster.wallClockSeq()
-        let epoch = HostBroadcaster.makeEpoch()
         do throws(RedisError) {
-            let publisher = try RedisPublisher(
-                url: url, channel: channel, initial: initial, seq: seq, epoch: epoch,
-                maxCount: configuration.maxViewerBacklogCount, maxBytes: configuration.maxViewerBacklogBytes, logger: logger)
-            return (publisher, seq, epoch)
+            return try RedisPublisher.attach(to: &configuration, url: url, channel: channel, initial: initial, logger: logger)
         } catch {
             Console.error(error.description)
             throw ExitCode(1)

@@ -5,6 +5,7 @@ import Foundation
 import HostBroadcaster
 import Logging
 import ServiceLifecycle
+import StateCastRelay
 
 /// `statecast-host serve [SESSION.json] …`
 struct Serve: AsyncParsableCommand {
@@ -56,12 +57,7 @@ struct Serve: AsyncParsableCommand {
 
         var (configuration, secret) = try serving.hostConfiguration()
 
-        let publisher = try redis.publisher(initial: initial, configuration: configuration, logger: logger)
-        if let (publisher, seq, epoch) = publisher {
-            configuration.initialSeq = seq
-            configuration.initialEpoch = epoch
-            configuration.onBroadcast = { envelope, state in publisher.record(envelope, state: state) }
-        }
+        let publisher = try redis.attachPublisher(to: &configuration, initial: initial, logger: logger)
 
         let host = HostBroadcaster(configuration: configuration, logger: logger)
         let store = SessionStore(
@@ -73,7 +69,7 @@ struct Serve: AsyncParsableCommand {
             Console.error(error.description)
             throw ExitCode(1)
         }
-        publisher?.0.start()
+        publisher?.start()
 
         // Watch before announcing: a change made right after the "Serving" line must not be missed.
         var watcher: SessionFileWatcher?
@@ -99,6 +95,6 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: [service], gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
         try await group.run()
-        publisher?.0.stop()
+        publisher?.stop()
     }
 }

@@ -1,5 +1,6 @@
 import Envelope
 @testable import HostBroadcaster
+@testable import StateCastRelay
 import Testing
 
 /// The publisher's copy of the history and the writes it makes, without Redis.

@@ -1,6 +1,7 @@
 import Envelope
 import Foundation
 @testable import HostBroadcaster
+@testable import StateCastRelay
 import Logging
 import Testing
 import ViewerClient

@@ -1,5 +1,6 @@
 import Envelope
 @testable import HostBroadcaster
+@testable import StateCastRelay
 import Testing
 
 /// What a relay relays after reading Redis, and what it does with each message.

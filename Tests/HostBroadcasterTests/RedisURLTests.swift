@@ -1,4 +1,5 @@
 @testable import HostBroadcaster
+@testable import StateCastRelay
 import Testing
 
 @Suite("Redis URL and channel")

@@ -1,3 +1,4 @@
+import HostBroadcaster
 import Envelope
 
 /// Reads a channel's state, base and history from Redis in one `MULTI`…`EXEC`.

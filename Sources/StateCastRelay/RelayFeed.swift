@@ -1,6 +1,7 @@
 import StateCastSupport
 import Dispatch
 public import Envelope
+public import HostBroadcaster
 import Foundation
 public import Logging
 
