@@ -59,6 +59,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            resources: [.embedInCode("web/index.html"), .embedInCode("web/statecast.js")],
             swiftSettings: swiftSettings
         ),
         // Redis publishing and relays (docs/SCALING.md): only apps that use

@@ -5,8 +5,9 @@
 /// - `/statecast.js`: the viewer protocol as a dependency-free ES module, for
 ///   the page and for web apps.
 ///
-/// Their sources are `web/index.html` and `web/statecast.js`;
-/// `scripts/embed-web` turns them into the literals in `Assets/`.
+/// Their sources are `web/index.html` and `web/statecast.js`, which SwiftPM
+/// embeds as resources (`Sources/HostBroadcaster/web` links to `web/`), so
+/// the bytes served are those files, with no generated copy to keep in step.
 enum StaticAssets {
     struct Asset: Sendable {
         let contentType: String
@@ -22,6 +23,6 @@ enum StaticAssets {
         }
     }
 
-    static let viewerPage = Asset(contentType: "text/html; charset=utf-8", body: Array(viewerPageSource.utf8))
-    static let statecastJS = Asset(contentType: "text/javascript; charset=utf-8", body: Array(statecastJSSource.utf8))
+    static let viewerPage = Asset(contentType: "text/html; charset=utf-8", body: PackageResources.index_html)
+    static let statecastJS = Asset(contentType: "text/javascript; charset=utf-8", body: PackageResources.statecast_js)
 }
