@@ -121,11 +121,5 @@ let package = Package(
             dependencies: ["ViewerClient", "Envelope", .product(name: "Clocks", package: "swift-clocks")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(
-            name: "EndToEndTests",
-            dependencies: ["HostBroadcaster", "ViewerClient", "Envelope"],
-            exclude: ["python", "js"],
-            swiftSettings: swiftSettings
-        ),
     ]
 )

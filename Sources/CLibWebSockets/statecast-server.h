@@ -317,9 +317,4 @@ static inline short statecast_pollrdhup(void) {
 
 static inline int statecast_frame_is_binary(struct lws *wsi) { return lws_frame_is_binary(wsi); }
 
-/// The request's path for LWS_CALLBACK_HTTP is the `in` argument; the method:
-static inline int statecast_http_is_get(struct lws *wsi) {
-    return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
-}
-
 #endif

@@ -7,7 +7,6 @@ public struct HostError: Error, Sendable, CustomStringConvertible, Equatable {
         case bindFailed(String?, Int)
         case invalidConfiguration(String)
         case alreadyStarted
-        case sessionFile(String)
         case unresolvableAddress(String)
     }
 
@@ -47,11 +46,6 @@ public struct HostError: Error, Sendable, CustomStringConvertible, Equatable {
 
     /// `start` was called on a running host.
     public static let alreadyStarted = HostError(.alreadyStarted, "the host is already running; call stop() before starting it again")
-
-    /// A session file could not be used.
-    public static func sessionFile(_ message: String) -> HostError {
-        HostError(.sessionFile(message), message)
-    }
 
     /// Whether this error is a busy port.
     public var isPortInUse: Bool {
