@@ -1,0 +1,45 @@
+import Envelope
+import HostBroadcaster
+import Logging
+@testable import StateCastRelay
+import Testing
+
+/// What a relay's /status says about its upstream from the first moment it serves.
+@Suite("A relay's /status from its first moment, live", .serialized, .timeLimit(.minutes(1)))
+struct RelayStatusLiveTests {
+    let logger = Logger(label: "test")
+
+    @Test("the upstream seq and epoch are the state the relay started from, before its feed thread has read Redis again")
+    func statusNamesTheUpstreamAtOnce() throws {
+        let redis = try TestRedis()
+        let channel = try RedisChannel("first-status")
+        let initial = Session(name: "s", config: ["k": 0])
+        var hostConfiguration = HostConfiguration()
+        hostConfiguration.bindAddress = "127.0.0.1"
+        hostConfiguration.port = 0
+        let publisher = try RedisPublisher.attach(to: &hostConfiguration, url: redis.url, channel: channel, initial: initial, logger: logger)
+        publisher.start()
+        #expect(eventually { publisher.publishedSeq == hostConfiguration.initialSeq })
+        publisher.stop()
+
+        let feed = try RelayFeed(url: redis.url, channel: channel, logger: logger)
+        let start = try feed.initialState()
+        // Redis goes away before the feed's thread can subscribe: only what
+        // the feed knew at start can be in /status.
+        redis.kill()
+        var configuration = HostConfiguration()
+        configuration.bindAddress = "127.0.0.1"
+        configuration.port = 0
+        configuration.initialSeq = start.seq
+        configuration.initialEpoch = start.epoch
+        let relay = HostBroadcaster(configuration: configuration, logger: logger)
+        try relay.start(initial: start.session)
+        feed.start(serving: relay)
+        defer { feed.stop(); relay.stop() }
+
+        let extras = relay.status.extras
+        #expect(extras["upstreamEpoch"] == .string(start.epoch))
+        #expect(extras["upstreamSeq"] == .int(start.seq))
+        #expect(relay.status.seq <= start.seq)
+    }
+}
