@@ -83,6 +83,18 @@ struct TestRedisError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+/// A relay's host on a free loopback port, started from `start` (feed it with `RelayFeed.start(serving:)`).
+func startRelayHost(from start: RelayFeed.Start, logger: Logger) throws -> HostBroadcaster {
+    var configuration = HostConfiguration()
+    configuration.bindAddress = "127.0.0.1"
+    configuration.port = 0
+    configuration.initialSeq = start.seq
+    configuration.initialEpoch = start.epoch
+    let relay = HostBroadcaster(configuration: configuration, logger: logger)
+    try relay.start(initial: start.session)
+    return relay
+}
+
 /// Polls `condition` every 10 ms for at most `seconds`.
 func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
@@ -115,14 +127,7 @@ struct RedisLiveTests {
 
     func startRelay(_ redis: TestRedis, channel: RedisChannel) throws -> (HostBroadcaster, RelayFeed) {
         let feed = try RelayFeed(url: redis.url, channel: channel, logger: logger)
-        let start = try feed.initialState()
-        var configuration = HostConfiguration()
-        configuration.bindAddress = "127.0.0.1"
-        configuration.port = 0
-        configuration.initialSeq = start.seq
-        configuration.initialEpoch = start.epoch
-        let relay = HostBroadcaster(configuration: configuration, logger: logger)
-        try relay.start(initial: start.session)
+        let relay = try startRelayHost(from: feed.initialState(), logger: logger)
         feed.start(serving: relay)
         return (relay, feed)
     }

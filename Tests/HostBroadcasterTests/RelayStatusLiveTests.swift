@@ -27,13 +27,7 @@ struct RelayStatusLiveTests {
         // Redis goes away before the feed's thread can subscribe: only what
         // the feed knew at start can be in /status.
         redis.kill()
-        var configuration = HostConfiguration()
-        configuration.bindAddress = "127.0.0.1"
-        configuration.port = 0
-        configuration.initialSeq = start.seq
-        configuration.initialEpoch = start.epoch
-        let relay = HostBroadcaster(configuration: configuration, logger: logger)
-        try relay.start(initial: start.session)
+        let relay = try startRelayHost(from: start, logger: logger)
         feed.start(serving: relay)
         defer { feed.stop(); relay.stop() }
 
