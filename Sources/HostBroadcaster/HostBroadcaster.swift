@@ -24,6 +24,8 @@ public final class HostBroadcaster: Sendable {
     public let configuration: HostConfiguration
     private let logger: Logger
     private let lifecycle = Mutex<Lifecycle>(.idle)
+    /// The `/metrics` counters, kept across a stop and a new start.
+    let metrics = HostMetrics()
 
     private enum Lifecycle {
         case idle
@@ -55,7 +57,7 @@ public final class HostBroadcaster: Sendable {
             let shared = HostShared(
                 session: initial, seq: configuration.initialSeq ?? Self.wallClockSeq(),
                 epoch: configuration.initialEpoch ?? Self.makeEpoch(), onBroadcast: configuration.onBroadcast)
-            let core = ServiceCore(shared: shared, configuration: configuration, logger: logger)
+            let core = ServiceCore(shared: shared, configuration: configuration, logger: logger, metrics: metrics)
             let ready = DispatchSemaphore(value: 0)
             let finished = DispatchSemaphore(value: 0)
             let outcome = Mutex<Int?>(nil)

@@ -31,6 +31,7 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
     private let publish: @Sendable (Envelope.Payload) -> Void
     private let startHost: @Sendable (Session) throws(HostError) -> Void
     private let debouncer: Locked<Debouncer<C>?>
+    private let metrics: HostMetrics?
 
     /// - Parameters:
     ///   - interval: the trailing debounce window (SPEC default 250 ms; zero sends at once).
@@ -41,13 +42,14 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
         self.init(
             initial: initial, interval: interval, maxWait: maxWait, clock: clock,
             publish: { host.broadcast($0) },
-            startHost: { (session: Session) throws(HostError) in try host.start(initial: session) })
+            startHost: { (session: Session) throws(HostError) in try host.start(initial: session) }, metrics: host.metrics)
     }
 
     /// A store that hands its envelopes to `publish` (tests observe them here).
     init(initial: Session, interval: Duration, maxWait: Duration?, clock: C,
          publish: @escaping @Sendable (Envelope.Payload) -> Void,
-         startHost: @escaping @Sendable (Session) throws(HostError) -> Void) {
+         startHost: @escaping @Sendable (Session) throws(HostError) -> Void, metrics: HostMetrics? = nil) {
+        self.metrics = metrics
         self.publish = publish
         self.startHost = startHost
         state = Locked(State(live: initial, sent: initial))
@@ -103,6 +105,7 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
     }
 
     private func submit(_ change: SessionChange) {
+        metrics?.changeSubmitted()
         debouncer.withLock { $0 }?.submit(change)
     }
 
@@ -135,6 +138,7 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
                     for (key, value) in changes { state.sent.config[key] = value }
                 }
             }
+            metrics?.flushed(sent: payload != nil)
             if let payload { publish(payload) }
         }
     }
