@@ -211,12 +211,7 @@ public final class HostBroadcaster: Sendable {
 }
 
 extension HostBroadcaster {
-    /// The libwebsockets version this process runs on, e.g. `4.1.6-`.
-    public static var libwebsocketsVersion: String { String(cString: statecast_lws_version()) }
-}
-
-/// StateCast's own version.
-public enum StateCastVersion {
-    /// Semantic version of this build.
-    public static let string = "0.1.0"
+    /// The libwebsockets version this process runs on, e.g. `4.1.6` (without the
+    /// empty build suffix Debian's library reports as `4.1.6-`).
+    public static var libwebsocketsVersion: String { StateCastVersion.trimmingBuildSuffix(String(cString: statecast_lws_version())) }
 }

@@ -5,7 +5,7 @@ import Logging
 
 /// How a host or a relay serves viewers: the options `serve` and `relay` share.
 struct ServingOptions: ParsableArguments {
-    @Option(help: "TCP port to listen on (0 picks a free one).")
+    @Option(name: .shortAndLong, help: "TCP port to listen on (0 picks a free one).")
     var port: Int = 9876
 
     @Option(help: "Address to listen on (0.0.0.0: every IPv4 interface).")
@@ -29,7 +29,7 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "Largest message (KiB) a viewer may send; bigger ones close it with 1009.")
     var maxMessageKb: Int = 64
 
-    @Option(help: "Require viewers to present this token (Authorization: Bearer … or ?token=…). Also: STATECAST_TOKEN.")
+    @Option(name: .shortAndLong, help: "Require viewers to present this token (Authorization: Bearer … or ?token=…). Also: STATECAST_TOKEN.")
     var token: String?
 
     @Option(help: "Read the token from this file (first line).")

@@ -35,8 +35,14 @@ struct StatecastViewer: AsyncParsableCommand {
             Exit status: 0 done, 1 runtime failure (no state within --once-timeout-s, output \
             file not writable), 2 bad URL, schema or option value, 3 the host refused the token \
             (HTTP 401/403), 64 a command line that cannot be parsed.
-            """
+            """,
+        version: StateCastVersion.line(program: "statecast-viewer", libwebsockets: ViewerClient.libwebsocketsVersion)
     )
+
+    /// `-V` as well as `--version`, like websocat and curl.
+    static func main() async {
+        await main(StateCastVersion.expandingShortVersionFlag(Array(CommandLine.arguments.dropFirst())))
+    }
 
     @Argument(help: ArgumentHelp(
         "The host's address, for example ws://192.168.1.20:9876; give several (a host and its relays) to fail over between them.",
@@ -48,17 +54,20 @@ struct StatecastViewer: AsyncParsableCommand {
         "With several URLs: wait this long (±20 % jitter) before trying the next one after a failure.", valueName: "ms"))
     var failoverDelayMs: Int = 250
 
-    @Option(help: ArgumentHelp(
+    @Option(name: [.short, .long], help: ArgumentHelp(
         "live (a view redrawn in place; default on a terminal), json-lines (one JSON line per change; default otherwise) or quiet.",
         valueName: "format"
     ))
     var format: OutputFormat?
 
-    @Option(help: ArgumentHelp("Keep FILE equal to the current state (replaced atomically).", valueName: "FILE"))
+    @Option(name: [.short, .long], help: ArgumentHelp("Keep FILE equal to the current state (replaced atomically).", valueName: "FILE"))
     var output: String?
 
     @Flag(help: "Print the first full state and exit.")
     var once = false
+
+    @Flag(name: .shortAndLong, help: "Print nothing but problems: the same as --format quiet.")
+    var quiet = false
 
     @Option(name: .customLong("once-timeout-s"), help: ArgumentHelp("With --once: give up after this many seconds.", valueName: "seconds"))
     var onceTimeoutSeconds: Double = 10
@@ -84,13 +93,13 @@ struct StatecastViewer: AsyncParsableCommand {
     ))
     var pingTimeoutSeconds: Int = 60
 
-    @Option(help: ArgumentHelp("The token the host requires (sent as Authorization: Bearer). Also: STATECAST_TOKEN.", valueName: "token"))
+    @Option(name: [.short, .long], help: ArgumentHelp("The token the host requires (sent as Authorization: Bearer). Also: STATECAST_TOKEN.", valueName: "token"))
     var token: String?
 
     @Option(help: ArgumentHelp("PEM file of the CA that signed the host's certificate (for wss:// with a private CA).", valueName: "FILE"))
     var ca: String?
 
-    @Flag(help: "Do not verify the host's certificate (wss://). Anyone on the path could read and change the state.")
+    @Flag(name: [.customShort("k"), .long], help: "Do not verify the host's certificate (wss://). Anyone on the path could read and change the state.")
     var insecure = false
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
@@ -113,6 +122,7 @@ struct StatecastViewer: AsyncParsableCommand {
 
     func validate() throws {
         guard !urls.isEmpty else { throw ValidationError("give the host's address, for example ws://192.168.1.20:9876") }
+        if quiet, let format, format != .quiet { throw ValidationError("-q/--quiet and --format \(format.rawValue) contradict each other; give one") }
         guard failoverDelayMs >= 0 else { throw ValidationError("--failover-delay-ms must be 0 or more, got \(failoverDelayMs)") }
     }
 
@@ -158,7 +168,7 @@ struct StatecastViewer: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
-        let format = once ? .quiet : (self.format ?? (Terminal.stdoutIsTTY ? .live : .jsonLines))
+        let format = once || quiet ? .quiet : (self.format ?? (Terminal.stdoutIsTTY ? .live : .jsonLines))
         let outcome = await follow(viewer, format: format, stateFile: stateFile)
         var logger = Logger(label: "statecast.viewer")
         logger.logLevel = level

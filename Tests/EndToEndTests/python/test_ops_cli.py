@@ -1,0 +1,81 @@
+"""The command line as websocat and curl users type it (issue 17): `-V` and
+`--version` on both CLIs (a clean libwebsockets version, no stray dash), and
+the short flags (`-p`, `-t` on the host; `-o`, `-q`, `-t`, `-f`, `-k` on the
+viewer), run as real processes with their exact exit codes and first lines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+from conftest import BASE_SESSION, HostProcess, launch, stop_all
+from viewer_servers import ViewerProcess, viewer_binary, wait_until
+
+VERSION_LINE = r"^{program} \d+\.\d+\.\d+ \(libwebsockets \d+\.\d+\.\d+\)$"
+
+
+def run(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+@pytest.mark.parametrize("program", ["statecast-host", "statecast-viewer"])
+def test_version_flags_print_one_clean_line_and_exit_0(program, flag, bin_dir):
+    result = run(bin_dir / program, flag)
+    assert result.returncode == 0, result
+    assert re.match(VERSION_LINE.format(program=program), result.stdout.strip()), result.stdout
+    assert result.stdout.count("\n") == 1 and result.stderr == "", result
+
+
+def test_host_short_flags_port_and_token(host_bin, session_file):
+    hosts: list[HostProcess] = []
+    try:
+        host = launch([str(host_bin), "serve", str(session_file), "--bind", "127.0.0.1", "-p", "0", "-t", "sh0rt"], hosts)
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(host.url, open_timeout=10).close()
+        assert refused.value.response.status_code == 401
+        with ws_connect(host.url + "?token=sh0rt", open_timeout=10) as viewer:
+            assert json.loads(viewer.recv(timeout=10))["payload"] == BASE_SESSION
+    finally:
+        stop_all(hosts)
+
+
+def test_viewer_short_flags_output_quiet_token(start_host, session_file, tmp_path):
+    host = start_host(session_file, "--token", "sh0rt")
+    state = tmp_path / "state.json"
+    viewer = ViewerProcess(host.url, "-t", "sh0rt", "-o", str(state), "-q")
+    try:
+        wait_until(lambda: state.exists() and json.loads(state.read_text()) == BASE_SESSION, 20, "-o FILE holding the state")
+        # The file holds the applied state, so anything -q failed to hide was printed by now.
+        assert viewer.stdout_lines() == [], viewer.stdout_lines()
+    finally:
+        viewer.kill()
+
+
+def test_viewer_short_format_flag_prints_json_lines(start_host, session_file):
+    host = start_host(session_file)
+    viewer = ViewerProcess(host.url, "-f", "json-lines")
+    try:
+        line = viewer.wait_for_stdout(lambda l: l.startswith("{"), 20, "a JSON line")
+        assert json.loads(line)["state"] == BASE_SESSION
+    finally:
+        viewer.kill()
+
+
+def test_quiet_and_another_format_contradict(bin_dir):
+    result = run(bin_dir / "statecast-viewer", "ws://127.0.0.1:9/", "-q", "-f", "json-lines")
+    assert result.returncode == 64, result
+    assert "-q/--quiet and --format json-lines contradict each other" in result.stderr.splitlines()[0], result.stderr
+
+
+def test_viewer_k_is_insecure(bin_dir):
+    result = subprocess.run([str(viewer_binary()), "wss://127.0.0.1:9/", "-k", "--once", "--once-timeout-s", "1"],
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.stderr.splitlines()[0].startswith("statecast-viewer: warning: --insecure"), result.stderr
