@@ -50,8 +50,19 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "PEM private key for --tls-cert.")
     var tlsKey: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. libwebsockets' own lines show only at trace.")
     var logLevel: String = "info"
+
+    @Option(help: "Log lines on stderr as text, or json (one object per line, metadata as members; the token never appears).")
+    var logFormat: LogFormat = .text
+
+    @Flag(help: "Print the effective settings (command line, then STATECAST_* environment variables, then defaults) and exit.")
+    var printConfig = false
+
+    /// `--log-format`.
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, got \(port)") }
@@ -72,15 +83,30 @@ struct ServingOptions: ParsableArguments {
         }
     }
 
-    /// Sends every log line to stderr at the chosen level (executables only bootstrap logging).
-    func bootstrapLogging(label: String) -> Logger {
+    /// Sends every log line to stderr at the chosen level and format (executables
+    /// only bootstrap logging); `secret` is kept out of JSON lines.
+    func bootstrapLogging(label: String, secret: String?) -> Logger {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label, secret: secret)
+                handler.logLevel = level
+                return handler
+            }
         }
         return Logger(label: label)
+    }
+
+    /// `--print-config`: prints the effective settings; true when the command should stop there.
+    func printedConfiguration() -> Bool {
+        if printConfig { Console.out(EnvironmentOptions.current.description) }
+        return printConfig
     }
 
     /// The host's configuration and the token in force; exits 2 on an unreadable token file.

@@ -13,8 +13,9 @@ struct StateCastHost: AsyncParsableCommand {
         defaultSubcommand: Serve.self
     )
 
-    /// `-V` as well as `--version`, like websocat and curl.
+    /// `-V` as well as `--version`, like websocat and curl; options from
+    /// `STATECAST_*` environment variables (``EnvironmentOptions``).
     static func main() async {
-        await main(StateCastVersion.expandingShortVersionFlag(Array(CommandLine.arguments.dropFirst())))
+        await main(StateCastVersion.expandingShortVersionFlag(EnvironmentOptions.current.arguments))
     }
 }
