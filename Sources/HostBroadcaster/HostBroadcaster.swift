@@ -64,7 +64,7 @@ public final class HostBroadcaster: Sendable {
             let thread = Thread {
                 let port = core.createServer()
                 if let port, let context = core.context {
-                    shared.attach(context: context, port: port, localIp: NetworkInterfaces.preferredLANAddress() ?? "127.0.0.1")
+                    shared.attach(context: context, port: port, localIp: NetworkInterfaces.advertisedAddress(bind: core.configuration.bindAddress))
                 }
                 outcome.withLock { $0 = port }
                 ready.signal()

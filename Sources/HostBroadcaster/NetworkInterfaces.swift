@@ -30,6 +30,13 @@ public enum NetworkInterfaces {
     /// The first LAN address, if there is one.
     public static func preferredLANAddress() -> String? { lanIPv4Addresses().first }
 
+    /// What `/status` reports as `localIp`: the address the host listens on when
+    /// `--bind` names one, else (every interface) the preferred LAN address, else 127.0.0.1.
+    static func advertisedAddress(bind: String?) -> String {
+        if let bind, !bind.isEmpty, bind != "0.0.0.0", bind != "::" { return bind }
+        return preferredLANAddress() ?? "127.0.0.1"
+    }
+
     /// Whether binding `address:port` fails with EADDRINUSE right now.
     static func isPortInUse(_ port: Int, address: String?) -> Bool {
         guard port > 0 else { return false }

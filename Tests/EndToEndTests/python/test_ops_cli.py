@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,16 @@ def test_viewer_k_is_insecure(bin_dir):
     result = subprocess.run([str(viewer_binary()), "wss://127.0.0.1:9/", "-k", "--once", "--once-timeout-s", "1"],
                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert result.stderr.splitlines()[0].startswith("statecast-viewer: warning: --insecure"), result.stderr
+
+
+def test_status_local_ip_is_the_bound_address(host_bin, session_file):
+    """`--bind 127.0.0.2` (a loopback address no machine prefers as its LAN address)."""
+    hosts: list[HostProcess] = []
+    try:
+        host = launch([str(host_bin), "serve", str(session_file), "--bind", "127.0.0.2", "--port", "0"], hosts)
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                f"http://127.0.0.2:{host.port}/status", timeout=10) as answer:
+            status = json.loads(answer.read())
+        assert status["localIp"] == "127.0.0.2", status
+    finally:
+        stop_all(hosts)
