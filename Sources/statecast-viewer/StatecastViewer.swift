@@ -32,7 +32,8 @@ struct StatecastViewer: AsyncParsableCommand {
             type: from --schema/--field when given, otherwise derived from the config of the \
             last full state.
 
-            Exit status: 0 done, 1 runtime failure (no state within --once-timeout-s, output \
+            Exit status: 0 done or stopped by Ctrl-C/SIGTERM, but 130/143 when that stops --once \
+            before any state; 1 runtime failure (no state within --once-timeout-s, output \
             file not writable), 2 bad URL, schema or option value, 3 the host refused the token \
             (HTTP 401/403), 64 a command line that cannot be parsed.
             """,
@@ -113,7 +114,8 @@ struct StatecastViewer: AsyncParsableCommand {
     /// Why the viewer stops.
     enum Outcome: Sendable {
         case printedOnce
-        case interrupted
+        /// SIGINT or SIGTERM (the signal's number).
+        case interrupted(Int32)
         case notAuthorized(Int)
         case onceTimedOut
         case outputFailed(String)
@@ -190,7 +192,7 @@ struct StatecastViewer: AsyncParsableCommand {
 
         let outcome = await withTaskGroup(of: Outcome.self) { group -> Outcome in
             group.addTask {
-                await signals.next() ? .interrupted : .streamEnded
+                await signals.next().map { .interrupted($0) } ?? .streamEnded
             }
             group.addTask {
                 var previous: ConnectionState = .disconnected
@@ -256,7 +258,7 @@ struct StatecastViewer: AsyncParsableCommand {
         if case .interrupted = outcome {
             // A second Ctrl-C while the close handshake runs quits at once.
             Task.detached {
-                if await signals.next() { Glibc.exit(130) }
+                if await signals.next() != nil { Glibc.exit(130) }
             }
         }
         await viewer.disconnect()
@@ -277,6 +279,9 @@ struct StatecastViewer: AsyncParsableCommand {
             }
         }
         switch outcome {
+        case .interrupted(let number) where once:
+            // --once ended by a signal before any state: the shell's 128+N (130 Ctrl-C, 143 SIGTERM).
+            throw ExitCode(128 + number)
         case .printedOnce, .interrupted, .streamEnded:
             return
         case let .notAuthorized(status):
@@ -420,10 +425,10 @@ final class SignalWatcher: Sendable {
         }
     }
 
-    /// Waits for the next signal; false when the watcher stopped (or the task was cancelled) first.
-    func next() async -> Bool {
+    /// Waits for the next signal and returns its number; nil when the watcher stopped (or the task was cancelled) first.
+    func next() async -> Int32? {
         var iterator = stream.makeAsyncIterator()
-        return await iterator.next() != nil
+        return await iterator.next()
     }
 
     func stop() {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -17,7 +18,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from conftest import BASE_SESSION, HostProcess, launch, stop_all
-from viewer_servers import ViewerProcess, viewer_binary, wait_until
+from viewer_servers import ViewerProcess, free_port, viewer_binary, wait_until
 
 VERSION_LINE = r"^{program} \d+\.\d+\.\d+ \(libwebsockets \d+\.\d+\.\d+\)$"
 
@@ -93,3 +94,16 @@ def test_status_local_ip_is_the_bound_address(host_bin, session_file):
         assert status["localIp"] == "127.0.0.2", status
     finally:
         stop_all(hosts)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_once_ended_by_a_signal_before_any_state_exits_128_plus_the_signal(sig, code):
+    """Nothing listens on the port, so no state can come; the viewer's first
+    "connecting to" line shows it is running before the signal is sent."""
+    viewer = ViewerProcess(f"ws://127.0.0.1:{free_port()}/", "--once", "--once-timeout-s", "60")
+    try:
+        viewer.wait_for_stderr("connecting to", 20)
+        viewer.proc.send_signal(sig)
+        assert viewer.proc.wait(20) == code
+    finally:
+        viewer.kill()
