@@ -24,6 +24,8 @@ public final class HostBroadcaster: Sendable {
     public let configuration: HostConfiguration
     private let logger: Logger
     private let lifecycle = Mutex<Lifecycle>(.idle)
+    /// The `/metrics` counters, kept across a stop and a new start.
+    let metrics = HostMetrics()
 
     private enum Lifecycle {
         case idle
@@ -60,14 +62,14 @@ public final class HostBroadcaster: Sendable {
             let shared = HostShared(
                 session: initial, seq: configuration.initialSeq ?? Self.wallClockSeq(),
                 epoch: configuration.initialEpoch ?? Self.makeEpoch(), onBroadcast: configuration.onBroadcast)
-            let core = ServiceCore(shared: shared, configuration: configuration, logger: logger)
+            let core = ServiceCore(shared: shared, configuration: configuration, logger: logger, metrics: metrics)
             let ready = DispatchSemaphore(value: 0)
             let finished = DispatchSemaphore(value: 0)
             let outcome = Mutex<Int?>(nil)
             let thread = Thread {
                 let port = core.createServer()
                 if let port, let context = core.context {
-                    shared.attach(context: context, port: port, localIp: NetworkInterfaces.preferredLANAddress() ?? "127.0.0.1")
+                    shared.attach(context: context, port: port, localIp: NetworkInterfaces.advertisedAddress(bind: core.configuration.bindAddress))
                 }
                 outcome.withLock { $0 = port }
                 ready.signal()
@@ -256,12 +258,7 @@ public final class HostBroadcaster: Sendable {
 }
 
 extension HostBroadcaster {
-    /// The libwebsockets version this process runs on, e.g. `4.1.6-`.
-    public static var libwebsocketsVersion: String { String(cString: statecast_lws_version()) }
-}
-
-/// StateCast's own version.
-public enum StateCastVersion {
-    /// Semantic version of this build.
-    public static let string = "0.1.0"
+    /// The libwebsockets version this process runs on, e.g. `4.1.6` (without the
+    /// empty build suffix Debian's library reports as `4.1.6-`).
+    public static var libwebsocketsVersion: String { StateCastVersion.trimmingBuildSuffix(String(cString: statecast_lws_version())) }
 }

@@ -2,7 +2,7 @@ import CLibWebSockets
 import Logging
 import Synchronization
 
-/// Routes libwebsockets' own log lines into swift-log, at debug level.
+/// Routes libwebsockets' own log lines into swift-log, at trace level.
 ///
 /// lws has one process-wide log hook; the most recently started host or
 /// viewer's logger receives the lines. StateCast reports what matters itself
@@ -12,7 +12,7 @@ enum LibWebSocketsLog {
 
     static func install(logger newLogger: Logger) {
         logger.withLock { $0 = newLogger }
-        let verbose = newLogger.logLevel <= .debug
+        let verbose = newLogger.logLevel <= .trace
         lws_set_log_level(verbose ? statecast_lws_log_verbose() : statecast_lws_log_errors(), emit)
     }
 
@@ -21,7 +21,7 @@ enum LibWebSocketsLog {
         var text = String(cString: line)
         while text.last == "\n" || text.last == "\r" { text.removeLast() }
         LibWebSocketsLog.logger.withLock { logger in
-            logger?.debug("\(text)", metadata: ["lws-level": "\(level)"])
+            logger?.trace("\(text)", metadata: ["lws-level": "\(level)"])
         }
     }
 }

@@ -40,8 +40,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         Console.ignoreBrokenPipes()
-        let logger = serving.bootstrapLogging(label: "statecast.host")
-
+        if serving.printedConfiguration() { return }
         let initial: Session
         if let sessionFile {
             do {
@@ -55,6 +54,7 @@ struct Serve: AsyncParsableCommand {
         }
 
         var (configuration, secret) = try serving.hostConfiguration()
+        let logger = serving.bootstrapLogging(label: "statecast.host", secret: secret)
 
         let publisher = try redis.publisher(initial: initial, configuration: configuration, logger: logger)
         if let (publisher, seq, epoch) = publisher {
