@@ -186,10 +186,9 @@ static void die(int code, const char *fmt, ...) {
     exit(code);
 }
 
-static long proc_status_kib(pid_t pid, const char *field) {
-    if (pid <= 0) return 0;
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+/// A "Field:   N kB" line of a /proc file, in KiB (0 if absent).
+static long proc_status_kib_file(const char *path, const char *field) {
+    char line[256];
     FILE *f = fopen(path, "r");
     if (!f) return 0;
     long value = 0;
@@ -199,6 +198,13 @@ static long proc_status_kib(pid_t pid, const char *field) {
     }
     fclose(f);
     return value;
+}
+
+static long proc_status_kib(pid_t pid, const char *field) {
+    if (pid <= 0) return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    return proc_status_kib_file(path, field);
 }
 
 /// utime + stime of every thread of `pid`, in seconds (from /proc/PID/stat).
@@ -241,6 +247,12 @@ static double rusage_cpu_seconds(int who) {
     struct rusage ru;
     getrusage(who, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/// MemAvailable of the machine (KiB): with every viewer connected, the drop
+/// covers the kernel's sockets at both ends, the generator, the host and relays.
+static long mem_available_kib(void) {
+    return proc_status_kib_file("/proc/meminfo", "MemAvailable");
 }
 
 /// A field of /proc/PID/status summed over the live host and relays.
@@ -348,6 +360,7 @@ typedef struct {
     histogram latency;          // every delivered update (catch-ups excluded)
     histogram before_kill;      // --kill-relay-after: deliveries received before the kill
     histogram stampede;         // … received within STAMPEDE_NS after it, from surviving relays
+    histogram detect;           // … per moved viewer: the kill → it saw its connection end
     histogram reconnect;        // … per moved viewer: the kill → its next established connection
     histogram recovery;         // … per moved viewer: the kill → holding the current state again
 } worker_stats;
@@ -478,6 +491,7 @@ static void viewer_fail(viewer *v, const char *why) {
         v->recovered = 0;
         v->lost_ns = now;
         st->reconnects++;
+        hist_add(&st->detect, now - loss_origin(v));
     }
     int n = url_count();
     v->failures++;
@@ -1223,6 +1237,7 @@ int main(int argc, char **argv) {
     usleep(300000);
     drain_host_stdout();
     long rss_before = hosts_rss_kib();
+    long avail_before = mem_available_kib();
 
     // --- Connect: the workers open their viewers, connect_parallel handshakes in flight each.
     int64_t t_connect = now_ns();
@@ -1248,6 +1263,7 @@ int main(int argc, char **argv) {
     int64_t settle_until = now_ns() + 500000000LL + (int64_t)opt.viewers * 10000LL;   // + 1 s per 100 000
     while (now_ns() < settle_until) service(50, -1, &dummy);
     long rss_idle = hosts_rss_kib();
+    long avail_idle = mem_available_kib();
 
     // --- Publish.
     double load = load_average();
@@ -1317,6 +1333,7 @@ int main(int argc, char **argv) {
         hist_merge(&all->latency, &s->latency);
         hist_merge(&all->before_kill, &s->before_kill);
         hist_merge(&all->stampede, &s->stampede);
+        hist_merge(&all->detect, &s->detect);
         hist_merge(&all->reconnect, &s->reconnect);
         hist_merge(&all->recovery, &s->recovery);
     }
@@ -1356,25 +1373,26 @@ int main(int argc, char **argv) {
                     "\"last_viewer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                     "\"host_cpu_s\":%.2f,\"cpu_us_per_delivery\":%.2f,\"deliveries_per_s\":%.0f,\"span_s\":%.3f,"
                     "\"loadgen_cpu_s\":%.2f,\"workers_cpu_s\":%.2f,\"workers\":%d,\"loadavg\":%.2f,\"update_bytes\":%d,\"inflight\":%d,\"hosts\":%d,"
-                    "\"rss_peak_kib\":%ld,\"relays\":%d,\"relay_cpu_s\":%.2f,\"relay_cpu_us_per_delivery\":%.2f,\"publisher_cpu_s\":%.2f",
+                    "\"rss_peak_kib\":%ld,\"relays\":%d,\"relay_cpu_s\":%.2f,\"relay_cpu_us_per_delivery\":%.2f,\"publisher_cpu_s\":%.2f,\"machine_kib_per_viewer\":%.2f",
                     opt.label, server, mode, opt.viewers, opt.data_bytes, opt.rate, opt.duration, connect_s, rss_before,
                     rss_idle, kib_per_viewer, published, expected, all->delivered, lost, all->out_of_order,
                     all->session_updates_late, all->bad_frames, PCT(all->latency, 50), PCT(all->latency, 99),
                     PCT(all->latency, 99.9), MS(all->latency.max), PCT(*last, 50), PCT(*last, 99), MS(last->max),
                     host_cpu, per_delivery_us, rate_out, span, gen1 - gen0, workers_cpu, worker_count, load,
                     opt.update_bytes, opt.inflight, host_count, rss_peak, opt.relays, relay_cpu,
-                    all->delivered ? relay_cpu * 1e6 / (double)all->delivered : 0, host_cpu - relay_cpu);
+                    all->delivered ? relay_cpu * 1e6 / (double)all->delivered : 0, host_cpu - relay_cpu,
+                    (double)(avail_before - avail_idle) / opt.viewers);
             if (killed)
                 fprintf(j,
                         ",\"failover\":{\"kill_after_s\":%g,\"moved\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"attempts\":%" PRIu64
                         ",\"unrecovered\":%" PRIu64 ",\"resumed_current\":%" PRIu64 ",\"resumed_update\":%" PRIu64
                         ",\"resumed_full\":%" PRIu64 ",\"covered\":%" PRIu64 ","
-                        "\"reconnect_ms\":{\"min\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+                        "\"detect_ms\":{\"p50\":%.1f,\"max\":%.1f},\"reconnect_ms\":{\"min\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
                         "\"recovery_ms\":{\"min\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
                         "\"before_kill_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                         "\"stampede_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"deliveries\":%" PRIu64 "}}",
                         opt.kill_after, all->moved, all->reconnects, all->attempts, all->unrecovered, all->resumed_current,
-                        all->resumed_update, all->resumed_full, all->covered, MS(all->reconnect.min),
+                        all->resumed_update, all->resumed_full, all->covered, PCT(all->detect, 50), MS(all->detect.max), MS(all->reconnect.min),
                         PCT(all->reconnect, 50), PCT(all->reconnect, 99), MS(all->reconnect.max), MS(all->recovery.min),
                         PCT(all->recovery, 50), PCT(all->recovery, 99), MS(all->recovery.max),
                         PCT(all->before_kill, 50), PCT(all->before_kill, 99), MS(all->before_kill.max),
@@ -1396,11 +1414,12 @@ int main(int argc, char **argv) {
            PCT(*last, 50), MS(last->max), lost, all->out_of_order, host_cpu, per_delivery_us, rate_out, load);
     if (killed)
         printf("failover: relay 1 killed after %g s; %" PRIu64 " viewers moved (%" PRIu64 " connection attempts); "
+               "saw the loss after %.0f / %.0f ms (p50 / max); "
                "reconnected after %.0f / %.0f / %.0f / %.0f ms (min / p50 / p99 / max); current state again after "
                "%.0f / %.0f / %.0f / %.0f ms; resumed: %" PRIu64 " with nothing missed, %" PRIu64 " with one config_update, %" PRIu64
                " with the full state; %" PRIu64 " never recovered; p99 %.1f ms before the kill, %.1f ms in the %lld s after it "
                "(surviving relays, %" PRIu64 " deliveries)\n",
-               opt.kill_after, all->moved, all->attempts - (uint64_t)opt.viewers, MS(all->reconnect.min),
+               opt.kill_after, all->moved, all->attempts - (uint64_t)opt.viewers, PCT(all->detect, 50), MS(all->detect.max), MS(all->reconnect.min),
                PCT(all->reconnect, 50), PCT(all->reconnect, 99), MS(all->reconnect.max), MS(all->recovery.min),
                PCT(all->recovery, 50), PCT(all->recovery, 99), MS(all->recovery.max), all->resumed_current,
                all->resumed_update, all->resumed_full, all->unrecovered, PCT(all->before_kill, 99),
