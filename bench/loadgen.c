@@ -81,7 +81,7 @@ static struct {
     int update_bytes;           // padding in every update ("p"), 0: just t and k
     int connect_parallel;       // handshakes in flight per worker while connecting
     double connect_timeout;     // seconds for all viewers to hold the initial state
-    double drain_timeout;       // seconds after the last publish for stragglers
+    double drain_timeout;       // seconds after the last publish for stragglers (0: 10 s + 1 s per 5 000 viewers)
     const char *json_path;
     const char *label;
     int quiet;
@@ -100,7 +100,7 @@ static struct {
     .inflight = 16,
     .connect_parallel = 256,
     .connect_timeout = 0,
-    .drain_timeout = 10,
+    .drain_timeout = 0,
     .json_path = NULL,
     .label = "",
 };
@@ -1082,6 +1082,7 @@ static void parse_args(int argc, char **argv) {
     if (opt.connect_parallel < 1) opt.connect_parallel = 1;
     // A minute, plus a second per 2 000 viewers beyond (100 000: 110 s), unless given.
     if (opt.connect_timeout <= 0) opt.connect_timeout = 60 + opt.viewers / 2000.0;
+    if (opt.drain_timeout <= 0) opt.drain_timeout = 10 + opt.viewers / 5000.0;
 }
 
 /// One pass of epoll: reads viewers, finishes handshakes; in the coordinator,
