@@ -1,14 +1,35 @@
-// statecast load generator: N WebSocket viewers on one epoll thread, and the
-// publisher writing {"config":{"t":<CLOCK_MONOTONIC ns>,"k":<counter>}} lines to
-// a real `statecast-host serve --stdin --debounce-ms 0` that it starts itself.
+// statecast load generator: N WebSocket viewers, and the publisher writing
+// {"config":{"t":<CLOCK_MONOTONIC ns>,"k":<counter>}} lines to a real
+// `statecast-host serve --stdin --debounce-ms 0` that it starts itself
+// (with --relays K: that host publishes through Redis to K relays it also starts).
 //
-// Single-threaded, no third-party code, loopback only. Every phase has a count
-// and a time bound; an alarm kills the host and exits if the whole run overruns.
+// One coordinator process starts the host (and relays), publishes and measures
+// them; W worker processes (fork, --workers; default one per 12 500 viewers)
+// each hold a slice of the viewers on one epoll thread, connecting from their
+// own loopback source address (127.0.0.2, 127.0.0.3, …), so that no process
+// needs more descriptors than ulimit -n allows and no source address runs out
+// of ephemeral ports. Workers and coordinator share one anonymous mapping: the
+// publish times and per-broadcast delivery counts, a control block, and each
+// worker's counters and latency histograms, which the coordinator merges into
+// one row once the workers have exited.
+//
+// --kill-relay-after S: S seconds into publishing, relay 1 is SIGKILLed. Its
+// viewers reconnect by the viewer's own rules (ViewerClient's FailoverSchedule
+// and ReconnectBackoff): the next URL of their list after 250 ms ± 20 %, the
+// backoff (2 s × 1.5 … 15 s, ± 20 %) once every URL failed in a row, resuming
+// with ?since=SEQ&epoch=EPOCH. Each viewer's list starts at its own relay and
+// names the others in a rotated order, so a dead relay's viewers spread over
+// the survivors.
+//
+// No third-party code, loopback only. Every phase has a count and a time bound;
+// an alarm kills the host, relays and workers and exits if the run overruns.
 // Build: cc -O2 -o loadgen bench/loadgen.c   (scripts/bench does this)
 //
-// Output: one JSON line (--json FILE, appended) and one table row on stdout.
-// Exit: 0 all delivered in order; 1 something lost or out of order;
-//       2 setup failed (host did not start, viewers could not connect); 3 overran.
+// Output: one JSON line (--json FILE, appended) and one table row on stdout
+// (with --kill-relay-after, one more line with the failover figures).
+// Exit: 0 all delivered in order; 1 something lost or out of order (or a viewer
+//       never recovered); 2 setup failed (host did not start, viewers could not
+//       connect); 3 overran.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -32,10 +54,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PREFIX_MAX 256          // bytes of each message kept for parsing (type, seq, t, k)
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define PREFIX_MAX 256          // first bytes of each message kept for parsing (type, seq, epoch, t, k)
+#define TAIL_MAX 96             // last bytes of each message: a full state's config comes last
+#define EPOCH_MAX 40            // an epoch is 16 hex digits today
 #define RECV_BUF (256 * 1024)
-#define MAX_VIEWERS 19000       // stays below ulimit -n 20000 with the host's fds elsewhere
+#define MAX_VIEWERS 200000
+#define WORKER_VIEWERS_DEFAULT 12500  // viewers per worker unless --workers says otherwise
+#define MAX_WORKERS 64
 #define MAX_BROADCASTS 2000000
+#define STAMPEDE_NS (5LL * 1000000000LL)    // the window after a kill whose latency is reported apart (the 5 s goal)
 
 // ---------------------------------------------------------------------------
 // Options
@@ -48,9 +79,9 @@ static struct {
     double duration;            // seconds of publishing
     int inflight;               // throughput mode: broadcasts not yet everywhere
     int update_bytes;           // padding in every update ("p"), 0: just t and k
-    int connect_parallel;       // handshakes in flight while connecting
+    int connect_parallel;       // handshakes in flight per worker while connecting
     double connect_timeout;     // seconds for all viewers to hold the initial state
-    double drain_timeout;       // seconds after the last publish for stragglers
+    double drain_timeout;       // seconds after the last publish for stragglers (0: 10 s + 1 s per 5 000 viewers)
     const char *json_path;
     const char *label;
     int quiet;
@@ -58,6 +89,8 @@ static struct {
     int host_extra_count;
     int relays;                 // relay mode: K relays fed through Redis, viewers on them only
     const char *redis_url;      // relay mode: the Redis server (redis://127.0.0.1:PORT)
+    int workers;                // viewer processes (0: one per WORKER_VIEWERS_DEFAULT)
+    double kill_after;          // > 0: SIGKILL relay 1 this many seconds into publishing
 } opt = {
     .host_bin = ".build/release/statecast-host",
     .viewers = 100,
@@ -66,8 +99,8 @@ static struct {
     .duration = 10,
     .inflight = 16,
     .connect_parallel = 256,
-    .connect_timeout = 60,
-    .drain_timeout = 10,
+    .connect_timeout = 0,
+    .drain_timeout = 0,
     .json_path = NULL,
     .label = "",
 };
@@ -81,9 +114,18 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-#define MAX_HOSTS 8
-static pid_t host_pids[MAX_HOSTS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+#define MAX_HOSTS 17            // the publishing host and up to 16 relays
+static pid_t host_pids[MAX_HOSTS] = { [0 ... MAX_HOSTS - 1] = -1 };
+static double dead_cpu[MAX_HOSTS];     // CPU seconds of a killed relay, read just before the kill
 static int host_count = 1;
+static pid_t worker_pids[MAX_WORKERS] = { [0 ... MAX_WORKERS - 1] = -1 };
+static int worker_count;
+static int is_worker;
+
+static void kill_workers(void) {
+    for (int w = 0; w < worker_count; w++) if (worker_pids[w] > 0) kill(worker_pids[w], SIGKILL);
+    for (int w = 0; w < worker_count; w++) if (worker_pids[w] > 0) { waitpid(worker_pids[w], NULL, 0); worker_pids[w] = -1; }
+}
 
 static void kill_host(void) {
     for (int h = 0; h < host_count; h++) if (host_pids[h] > 0) kill(host_pids[h], SIGTERM);
@@ -100,7 +142,7 @@ static void kill_host(void) {
     }
 }
 
-/// Whether any host has exited (it is then reaped and forgotten).
+/// Whether any host or relay has exited (it is then reaped and forgotten).
 static int host_exited(void) {
     for (int h = 0; h < host_count; h++) {
         if (host_pids[h] > 0 && waitpid(host_pids[h], NULL, WNOHANG) == host_pids[h]) {
@@ -114,16 +156,21 @@ static int host_exited(void) {
 static char session_path[64];
 
 static void cleanup(void) {
+    if (is_worker) return;                      // workers own no process and no file
+    kill_workers();
     kill_host();
     if (session_path[0]) unlink(session_path);
 }
 
 static void on_fatal_signal(int sig) {
-    // Async-signal-safe: SIGKILL the host, remove the session file, leave.
-    for (int h = 0; h < MAX_HOSTS; h++) if (host_pids[h] > 0) kill(host_pids[h], SIGKILL);
-    if (session_path[0]) unlink(session_path);
-    static const char msg[] = "loadgen: interrupted or overran its time limit; host killed\n";
-    (void)!write(2, msg, sizeof msg - 1);
+    // Async-signal-safe: SIGKILL the workers and hosts, remove the session file, leave.
+    if (!is_worker) {
+        for (int w = 0; w < MAX_WORKERS; w++) if (worker_pids[w] > 0) kill(worker_pids[w], SIGKILL);
+        for (int h = 0; h < MAX_HOSTS; h++) if (host_pids[h] > 0) kill(host_pids[h], SIGKILL);
+        if (session_path[0]) unlink(session_path);
+        static const char msg[] = "loadgen: interrupted or overran its time limit; host, relays and workers killed\n";
+        (void)!write(2, msg, sizeof msg - 1);
+    }
     _exit(sig == SIGALRM ? 3 : 128 + sig);
 }
 
@@ -134,22 +181,30 @@ static void die(int code, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    if (is_worker) _exit(code);                 // a worker's failure ends its run; the coordinator reports it
     cleanup();
     exit(code);
 }
 
-static long proc_status_kib(pid_t pid, const char *field) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+/// A "Field:   N kB" line of a /proc file, in KiB (0 if absent).
+static long proc_status_kib_file(const char *path, const char *field) {
+    char line[256];
     FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    long value = -1;
+    if (!f) return 0;
+    long value = 0;
     size_t n = strlen(field);
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, field, n) == 0 && line[n] == ':') { value = strtol(line + n + 1, NULL, 10); break; }
     }
     fclose(f);
     return value;
+}
+
+static long proc_status_kib(pid_t pid, const char *field) {
+    if (pid <= 0) return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    return proc_status_kib_file(path, field);
 }
 
 /// utime + stime of every thread of `pid`, in seconds (from /proc/PID/stat).
@@ -171,6 +226,11 @@ static double proc_cpu_seconds(pid_t pid) {
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/// CPU seconds of process h so far (a killed relay: what it had used when killed).
+static double process_cpu_seconds(int h) {
+    return host_pids[h] > 0 ? proc_cpu_seconds(host_pids[h]) : dead_cpu[h];
+}
+
 /// The 1-minute load average: how busy the shared machine was.
 static double load_average(void) {
     double load = -1;
@@ -182,12 +242,20 @@ static double load_average(void) {
     return load;
 }
 
-static double self_cpu_seconds(void) {
+/// CPU seconds of this process, or with RUSAGE_CHILDREN of the reaped workers.
+static double rusage_cpu_seconds(int who) {
     struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    getrusage(who, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
+/// MemAvailable of the machine (KiB): with every viewer connected, the drop
+/// covers the kernel's sockets at both ends, the generator, the host and relays.
+static long mem_available_kib(void) {
+    return proc_status_kib_file("/proc/meminfo", "MemAvailable");
+}
+
+/// A field of /proc/PID/status summed over the live host and relays.
 static long hosts_status_kib(const char *field) {
     long sum = 0;
     for (int h = 0; h < host_count; h++) sum += proc_status_kib(host_pids[h], field);
@@ -196,15 +264,21 @@ static long hosts_status_kib(const char *field) {
 
 static long hosts_rss_kib(void) { return hosts_status_kib("VmRSS"); }
 
-static double hosts_cpu_seconds(void) {
+/// CPU seconds of processes first…last-1 (relay mode: 0 = host, 1… = relays).
+static double cpu_seconds_of(int first, int last) {
     double sum = 0;
-    for (int h = 0; h < host_count; h++) sum += proc_cpu_seconds(host_pids[h]);
+    for (int h = first; h < last; h++) sum += process_cpu_seconds(h);
     return sum;
 }
 
 static void set_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL, 0);
     fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/// A uniform factor in [1 - j, 1 + j].
+static double jittered(double base, double j) {
+    return base * (1.0 - j + 2.0 * j * ((double)random() / (double)RAND_MAX));
 }
 
 // ---------------------------------------------------------------------------
@@ -259,86 +333,225 @@ static int64_t hist_percentile(const histogram *h, double p) {
     return h->max;
 }
 
-// ---------------------------------------------------------------------------
-// Viewers
+static void hist_merge(histogram *into, const histogram *from) {
+    if (from->total == 0) return;
+    for (int i = 0; i < HIST_BUCKETS; i++) into->counts[i] += from->counts[i];
+    if (into->total == 0 || from->max > into->max) into->max = from->max;
+    if (into->total == 0 || from->min < into->min) into->min = from->min;
+    into->total += from->total;
+}
 
-enum { V_IDLE, V_CONNECTING, V_HANDSHAKE, V_OPEN, V_DEAD };
+// ---------------------------------------------------------------------------
+// Shared between the coordinator and the workers (one MAP_SHARED mapping made
+// before the fork). Each worker writes only its own worker_stats; the few
+// fields the coordinator reads while workers run are accessed atomically, the
+// rest (histograms) only after the worker has exited.
+
+typedef struct {
+    // Read live by the coordinator (atomic).
+    int ready, dead;
+    uint64_t delivered;
+    int64_t last_ready_ns;      // when this worker's last viewer got its initial state
+    // Read after the worker exited.
+    uint64_t out_of_order, gap_lost, bad_frames, pings, session_updates_late;
+    uint64_t covered;           // (viewer, k) pairs a resume's catch-up stood in for
+    uint64_t moved, reconnects, attempts, resumed_current, resumed_update, resumed_full, unrecovered;
+    int64_t last_receipt_ns;
+    histogram latency;          // every delivered update (catch-ups excluded)
+    histogram before_kill;      // --kill-relay-after: deliveries received before the kill
+    histogram stampede;         // … received within STAMPEDE_NS after it, from surviving relays
+    histogram detect;           // … per moved viewer: the kill → it saw its connection end
+    histogram reconnect;        // … per moved viewer: the kill → its next established connection
+    histogram recovery;         // … per moved viewer: the kill → holding the current state again
+} worker_stats;
+
+typedef struct {
+    int64_t published;          // broadcasts written so far (coordinator)
+    int64_t kill_ns;            // when a relay was killed, 0: not (coordinator)
+    int killed;                 // which process (host index) was killed
+    int stop;                   // 1: workers stop and exit (coordinator)
+    int64_t first_publish_ns;
+} control_block;
+
+static control_block *ctl;
+static worker_stats *all_stats;     // worker_count of them
+static worker_stats *st;            // in a worker: its own
+
+// Per broadcast k (1-based): publish time (coordinator), viewers it reached
+// (or that a catch-up stood in for), time the last viewer got it individually.
+static int64_t *bc_sent;
+static uint32_t *bc_count;
+static int64_t *bc_last;
+static int64_t complete_prefix; // coordinator: broadcasts 1...complete_prefix reached every viewer
+static int64_t max_k;           // the last k this run may publish
+
+static void *shared_alloc(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) die(2, "mmap %zu bytes: %s", bytes, strerror(errno));
+    return p;
+}
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+#define ADD(x, v) __atomic_add_fetch(&(x), (v), __ATOMIC_RELAXED)
+
+// ---------------------------------------------------------------------------
+// Viewers (in a worker)
+
+enum { V_IDLE, V_CONNECTING, V_HANDSHAKE, V_OPEN, V_WAIT, V_DEAD };
 
 typedef struct viewer {
     int fd;
     uint8_t state;
-    uint8_t ready;              // holds the initial state
+    uint8_t ready;              // has held a state (the initial one, at least)
     uint8_t hdr_len;            // frame header bytes gathered
     uint8_t opcode;             // current frame's opcode
     uint8_t fin;
     uint8_t msg_opcode;         // opcode of the message being assembled
-    uint8_t tail;               // handshake: how many of "\r\n\r\n" matched
+    uint8_t crlf;               // handshake: how many of "\r\n\r\n" matched
+    uint8_t target;             // the process (host index) of the current connection
+    uint8_t url;                // position in its URL list
+    uint8_t resuming;           // reconnected; the next message is the catch-up
+    uint8_t moved;              // lost a connection at least once
+    uint8_t recovered;          // holds the current state again since it was lost
     uint8_t hdr[14];
     uint16_t prefix_len;
+    uint16_t tail_len;
+    uint32_t failures;          // attempts failed since the last established connection
+    uint32_t backoff_failures;  // backoff delays handed out since then
     uint64_t remaining;         // payload bytes left in the current frame
     uint64_t msg_len;           // bytes of the current message so far
     int64_t last_seq;
+    int64_t held_k;             // k of the state it holds
+    int64_t need_k;             // on reconnecting: the newest k published when it was re-established
+    int64_t lost_ns;            // when its connection was lost
+    int64_t retry_at_ns;        // V_WAIT: when to try again
+    char epoch[EPOCH_MAX];      // of the last envelope that named one
     char prefix[PREFIX_MAX];
+    char tail[TAIL_MAX];
 } viewer;
 
 static viewer *viewers;
+static int my_viewers;          // in this worker
+static int first_viewer;        // global index of this worker's first viewer
+static struct in_addr source_addr;
+static int handshakes_in_flight;
+static int waiting;             // viewers in V_WAIT
+static int64_t next_retry_ns;   // the earliest retry_at_ns among them
 static int epfd;
 static int ports[MAX_HOSTS];
 
-/// The port viewer `index` connects to: spread over the hosts, or in relay
-/// mode over the relays (processes 1…K; process 0 is the publishing host).
-static int viewer_port(int index) {
-    return opt.relays > 0 ? ports[1 + index % opt.relays] : ports[index % host_count];
+/// How many URLs a viewer has: the relays in relay mode, else the hosts.
+static int url_count(void) { return opt.relays > 0 ? opt.relays : host_count; }
+
+/// The process (host index) of URL `pos` in viewer `g`'s list. Lists start at
+/// the viewer's own relay (g mod n, so viewers spread evenly) and name the
+/// others in an order rotated by g / n, so that a dead relay's viewers spread
+/// over all the others instead of landing on its neighbour.
+static int url_target(int g, int pos) {
+    int n = url_count(), base = opt.relays > 0 ? 1 : 0;
+    int home = g % n;
+    if (pos == 0 || n == 1) return base + home;
+    int rot = (g / n) % (n - 1);
+    return base + (home + 1 + (rot + pos - 1) % (n - 1)) % n;
 }
 
-/// CPU seconds of processes first…last-1 (relay mode: 0 = host, 1… = relays).
-static double cpu_seconds_of(int first, int last) {
-    double sum = 0;
-    for (int h = first; h < last; h++) sum += proc_cpu_seconds(host_pids[h]);
-    return sum;
+static int reconnecting(void) { return opt.kill_after > 0; }
+
+/// The base of a moved viewer's reconnect and recovery times: the kill, or its own loss.
+static int64_t loss_origin(const viewer *v) {
+    int64_t kill_ns = LOAD(ctl->kill_ns);
+    return kill_ns ? kill_ns : v->lost_ns;
 }
 
-static struct {
-    int opened, ready, dead, handshakes_in_flight;
-    uint64_t delivered, out_of_order, gap_lost, bad_frames, pings, session_updates_late;
-    histogram latency;
-    int64_t first_publish_ns, last_receipt_ns;
-} st;
-
-// Per broadcast k (1-based): publish time, deliveries so far, time the last viewer got it.
-static int64_t *bc_sent;
-static uint32_t *bc_count;
-static int64_t *bc_last;
-static int64_t published;       // broadcasts written so far
-static int64_t complete_prefix; // broadcasts 1...complete_prefix reached every viewer
-
-static void viewer_fail(viewer *v, const char *why) {
-    if (v->state == V_DEAD) return;
-    if (!opt.quiet && st.dead < 5) fprintf(stderr, "loadgen: viewer fd %d: %s\n", v->fd, why);
-    if (!v->ready) st.handshakes_in_flight--;
-    v->state = V_DEAD;
-    st.dead++;
+static void viewer_close(viewer *v) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, v->fd, NULL);
     close(v->fd);
+    v->fd = -1;
+}
+
+/// The connection (or attempt) failed. A viewer that has held a state
+/// reconnects in reconnect mode (FailoverSchedule + ReconnectBackoff);
+/// otherwise it is dead, which fails the run.
+static void viewer_fail(viewer *v, const char *why) {
+    if (v->state == V_DEAD || v->state == V_WAIT) return;
+    int64_t now = now_ns();
+    if (!v->ready) handshakes_in_flight--;
+    viewer_close(v);
+    if (!reconnecting() || !v->ready) {
+        if (!opt.quiet && LOAD(st->dead) < 5) fprintf(stderr, "loadgen: viewer %d: %s\n", first_viewer + (int)(v - viewers), why);
+        v->state = V_DEAD;
+        ADD(st->dead, 1);
+        return;
+    }
+    if (v->state == V_OPEN && !v->resuming && (!v->moved || v->recovered)) {
+        // An established connection was lost: a new outage starts.
+        if (!v->moved) st->moved++;
+        v->moved = 1;
+        v->recovered = 0;
+        v->lost_ns = now;
+        st->reconnects++;
+        hist_add(&st->detect, now - loss_origin(v));
+    }
+    int n = url_count();
+    v->failures++;
+    v->url = (uint8_t)((v->url + 1) % n);
+    double delay_s;
+    if (v->failures % (uint32_t)n != 0) {
+        delay_s = jittered(0.25, 0.2);                     // the next URL, after 250 ms ± 20 %
+    } else {
+        double base = 2.0;                                 // every URL failed: 2 s × 1.5 …, capped 15 s
+        for (uint32_t i = 0; i < v->backoff_failures && base < 15.0; i++) base *= 1.5;
+        if (base > 15.0) base = 15.0;
+        v->backoff_failures++;
+        delay_s = jittered(base, 0.2);
+    }
+    v->retry_at_ns = now + (int64_t)(delay_s * 1e9);
+    v->state = V_WAIT;
+    if (waiting == 0 || v->retry_at_ns < next_retry_ns) next_retry_ns = v->retry_at_ns;
+    waiting++;
 }
 
 static void viewer_open(int index) {
     viewer *v = &viewers[index];
-    memset(v, 0, sizeof *v);
+    int g = first_viewer + index;
+    if (!v->ready) {
+        memset(v, 0, sizeof *v);
+        handshakes_in_flight++;
+    }
+    st->attempts++;
     v->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (v->fd < 0) die(2, "socket: %s (raise ulimit -n)", strerror(errno));
+    if (v->fd < 0) die(2, "socket: %s (raise ulimit -n, or use more --workers)", strerror(errno));
     int one = 1;
     setsockopt(v->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int port = viewer_port(index);             // viewers spread evenly over the hosts (or relays)
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    // This worker's own source address; the port is chosen at connect(), per destination.
+    setsockopt(v->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    struct sockaddr_in src = { .sin_family = AF_INET, .sin_addr = source_addr };
+    if (bind(v->fd, (struct sockaddr *)&src, sizeof src) < 0)
+        die(2, "bind to %s: %s", inet_ntoa(source_addr), strerror(errno));
+    v->target = (uint8_t)url_target(g, v->url);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)ports[v->target]) };
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     v->state = V_CONNECTING;
-    st.opened++;
-    st.handshakes_in_flight++;
     struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = (uint32_t)index };
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, v->fd, &ev) < 0) die(2, "epoll_ctl: %s", strerror(errno));
-    if (connect(v->fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS)
+    if (connect(v->fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
+        if (errno == EADDRNOTAVAIL) die(2, "connect from %s: no ephemeral port left (use more --workers)", inet_ntoa(source_addr));
         viewer_fail(v, strerror(errno));
+    }
+}
+
+/// Appends `s` to `out` with everything but unreserved URL characters percent-encoded.
+static size_t url_encode(char *out, size_t room, const char *s) {
+    size_t n = 0;
+    for (; *s && n + 4 < room; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '.' || c == '_' || c == '~')
+            out[n++] = (char)c;
+        else n += (size_t)snprintf(out + n, room - n, "%%%02X", c);
+    }
+    out[n] = 0;
+    return n;
 }
 
 static void viewer_send_request(viewer *v, int index) {
@@ -346,13 +559,23 @@ static void viewer_send_request(viewer *v, int index) {
     socklen_t len = sizeof err;
     getsockopt(v->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err) { viewer_fail(v, strerror(err)); return; }
-    char req[256];
+    char path[160] = "/";
+    if (v->ready) {     // a reconnect resumes from the held position, always with both since and epoch
+        char epoch[3 * EPOCH_MAX + 1];
+        url_encode(epoch, sizeof epoch, v->epoch);
+        snprintf(path, sizeof path, "/?since=%" PRId64 "&epoch=%s", v->last_seq, epoch);
+    }
+    char req[512];
     int n = snprintf(req, sizeof req,
-                     "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     viewer_port(index));
+                     path, ports[v->target]);
     if (send(v->fd, req, (size_t)n, MSG_NOSIGNAL) != n) { viewer_fail(v, "could not send the handshake"); return; }
     v->state = V_HANDSHAKE;
+    v->crlf = 0;
+    v->prefix_len = 0;
+    v->hdr_len = 0;
+    v->remaining = 0;
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)index };
     epoll_ctl(epfd, EPOLL_CTL_MOD, v->fd, &ev);
 }
@@ -383,11 +606,58 @@ static int find_int(const char *s, size_t len, const char *key, int64_t *out) {
     return 1;
 }
 
-static void broadcast_reached(int64_t k, int64_t now) {
-    if (k < 1 || k > published) { st.bad_frames++; return; }
-    bc_count[k]++;
-    if (now > bc_last[k]) bc_last[k] = now;
-    while (complete_prefix < published && bc_count[complete_prefix + 1] >= (uint32_t)opt.viewers) complete_prefix++;
+/// Copies the string after "epoch":" in s[0..len) into `out`; 0 if absent.
+static int find_epoch(const char *s, size_t len, char out[EPOCH_MAX]) {
+    static const char key[] = "\"epoch\":\"";
+    const char *p = memmem(s, len, key, sizeof key - 1);
+    if (!p) return 0;
+    p += sizeof key - 1;
+    const char *end = memchr(p, '"', (size_t)(s + len - p));
+    if (!end || end - p >= EPOCH_MAX) return 0;
+    memcpy(out, p, (size_t)(end - p));
+    out[end - p] = 0;
+    return 1;
+}
+
+/// k of a message's payload: in its first bytes, or (a full state, whose
+/// config comes after the data) in its last bytes.
+static int message_k(const viewer *v, int64_t *k) {
+    const char *payload = memmem(v->prefix, v->prefix_len, "\"payload\":", 10);
+    if (payload && find_int(payload, v->prefix_len - (size_t)(payload - v->prefix), "\"k\":", k)) return 1;
+    return v->msg_len > v->prefix_len && find_int(v->tail, v->tail_len, "\"k\":", k);
+}
+
+/// k reached one more viewer (`individually`: as its own update, at `now`).
+static void broadcast_reached(int64_t k, int64_t now, int individually) {
+    if (k < 1 || k > max_k) { st->bad_frames++; return; }
+    ADD(bc_count[k], 1);
+    if (!individually) return;
+    int64_t seen = LOAD(bc_last[k]);
+    while (now > seen && !__atomic_compare_exchange_n(&bc_last[k], &seen, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+}
+
+/// A moved viewer holds the current state again once it holds need_k.
+static void check_recovered(viewer *v, int64_t now) {
+    if (v->moved && !v->recovered && !v->resuming && v->held_k >= v->need_k) {
+        v->recovered = 1;
+        hist_add(&st->recovery, now - loss_origin(v));
+    }
+}
+
+/// The handshake of a reconnect completed: the position was sent, the relay resumes.
+static void viewer_reestablished(viewer *v, int64_t now) {
+    v->failures = 0;
+    v->backoff_failures = 0;
+    if (v->recovered || !v->moved) return;
+    hist_add(&st->reconnect, now - loss_origin(v));
+    v->need_k = LOAD(ctl->published);
+    if (v->held_k >= v->need_k) {
+        st->resumed_current++;          // missed nothing: the relay sends nothing
+        v->resuming = 0;
+        check_recovered(v, now);
+    } else {
+        v->resuming = 1;                // the next message is the catch-up
+    }
 }
 
 static void viewer_message(viewer *v, int64_t now) {
@@ -395,53 +665,90 @@ static void viewer_message(viewer *v, int64_t now) {
     size_t len = v->prefix_len;
     static const char su[] = "{\"type\":\"session_update\"";
     static const char cu[] = "{\"type\":\"config_update\"";
-    int64_t seq = 0;
-    if (!find_int(m, len, "\"seq\":", &seq)) { st.bad_frames++; return; }
+    int is_su = len >= sizeof su - 1 && memcmp(m, su, sizeof su - 1) == 0;
+    int is_cu = len >= sizeof cu - 1 && memcmp(m, cu, sizeof cu - 1) == 0;
+    int64_t seq = 0, k = 0;
+    if (!find_int(m, len, "\"seq\":", &seq)) { st->bad_frames++; return; }
+    find_epoch(m, len, v->epoch);               // from every envelope that names one
     if (!v->ready) {
-        if (len < sizeof su - 1 || memcmp(m, su, sizeof su - 1) != 0) {
-            viewer_fail(v, "first message is not a session_update");
+        if (!is_su || !message_k(v, &k)) {
+            viewer_fail(v, "first message is not a session_update with config.k");
             return;
         }
         v->ready = 1;
         v->last_seq = seq;
-        st.ready++;
-        st.handshakes_in_flight--;
+        v->held_k = k;
+        handshakes_in_flight--;
+        STORE(st->last_ready_ns, now);
+        ADD(st->ready, 1);
         return;
     }
-    if (seq <= v->last_seq) { st.out_of_order++; return; }
-    if (seq > v->last_seq + 1) st.gap_lost += (uint64_t)(seq - v->last_seq - 1);
-    v->last_seq = seq;
-    if (len >= sizeof cu - 1 && memcmp(m, cu, sizeof cu - 1) == 0) {
-        const char *payload = memmem(m, len, "\"payload\":", 10);
-        int64_t t = 0, k = 0;
-        if (!payload || !find_int(payload, len - (size_t)(payload - m), "\"t\":", &t) ||
-            !find_int(payload, len - (size_t)(payload - m), "\"k\":", &k)) {
-            st.bad_frames++;
-            return;
-        }
-        st.delivered++;
-        hist_add(&st.latency, now - t);
-        st.last_receipt_ns = now;
-        broadcast_reached(k, now);
-    } else if (len >= sizeof su - 1 && memcmp(m, su, sizeof su - 1) == 0) {
-        st.session_updates_late++;          // a resync: the updates it replaced are lost
+    if (!is_su && !is_cu) return;               // unknown types are ignored, as viewers do
+    if (!message_k(v, &k)) { st->bad_frames++; return; }
+    if (v->resuming) {
+        // The catch-up: one config_update merging what it missed, or the full state.
+        v->resuming = 0;
+        if (is_su) st->resumed_full++; else st->resumed_update++;
+        if (k < v->held_k) st->out_of_order++;  // an older state than it held: a step back
+        for (int64_t c = v->held_k + 1; c <= k; c++) broadcast_reached(c, now, 0);
+        if (k > v->held_k) st->covered += (uint64_t)(k - v->held_k);
+        v->last_seq = seq;
+        v->held_k = k;
+        check_recovered(v, now);
+        return;
     }
+    if (seq <= v->last_seq) { st->out_of_order++; return; }
+    if (seq > v->last_seq + 1) st->gap_lost += (uint64_t)(seq - v->last_seq - 1);
+    v->last_seq = seq;
+    v->held_k = k;
+    if (is_su) {
+        st->session_updates_late++;             // a resync: the updates it replaced are lost
+        check_recovered(v, now);
+        return;
+    }
+    int64_t t = 0;
+    const char *payload = memmem(m, len, "\"payload\":", 10);
+    if (!payload || !find_int(payload, len - (size_t)(payload - m), "\"t\":", &t)) { st->bad_frames++; return; }
+    ADD(st->delivered, 1);
+    hist_add(&st->latency, now - t);
+    int64_t kill_ns = LOAD(ctl->kill_ns);
+    if (reconnecting()) {
+        if (!kill_ns || now < kill_ns) hist_add(&st->before_kill, now - t);
+        else if (now < kill_ns + STAMPEDE_NS && v->target != LOAD(ctl->killed)) hist_add(&st->stampede, now - t);
+    }
+    st->last_receipt_ns = now;
+    broadcast_reached(k, now, 1);
+    check_recovered(v, now);
 }
 
 static void viewer_frame_done(viewer *v, int64_t now) {
     uint8_t op = v->opcode;
     if (op >= 8) {                          // control frames: whole payload is in prefix
-        if (op == 9) { st.pings++; viewer_send_control(v, 0xA, v->prefix, v->prefix_len); }
+        if (op == 9) { st->pings++; viewer_send_control(v, 0xA, v->prefix, v->prefix_len); }
         else if (op == 8) viewer_fail(v, "host closed the connection");
         v->prefix_len = 0;
         return;
     }
     if (v->fin) {
         if (v->msg_opcode == 1) viewer_message(v, now);
-        else st.bad_frames++;
+        else st->bad_frames++;
         v->prefix_len = 0;
+        v->tail_len = 0;
         v->msg_len = 0;
     }
+}
+
+/// Keeps the last TAIL_MAX bytes of the message in v->tail.
+static void viewer_keep_tail(viewer *v, const uint8_t *p, size_t n) {
+    if (n >= TAIL_MAX) {
+        memcpy(v->tail, p + n - TAIL_MAX, TAIL_MAX);
+        v->tail_len = TAIL_MAX;
+        return;
+    }
+    size_t keep = v->tail_len + n > TAIL_MAX ? TAIL_MAX - n : v->tail_len;
+    memmove(v->tail, v->tail + v->tail_len - keep, keep);
+    memcpy(v->tail + keep, p, n);
+    v->tail_len = (uint16_t)(keep + n);
 }
 
 /// Feeds received bytes through the handshake and frame parser.
@@ -458,8 +765,14 @@ static void viewer_feed(viewer *v, const uint8_t *p, size_t n, int64_t now) {
                     return;
                 }
             }
-            v->tail = (p[i] == (uint8_t)end_marker[v->tail]) ? v->tail + 1 : (p[i] == '\r' ? 1 : 0);
-            if (v->tail == 4) { v->state = V_OPEN; v->prefix_len = 0; }
+            v->crlf = (p[i] == (uint8_t)end_marker[v->crlf]) ? v->crlf + 1 : (p[i] == '\r' ? 1 : 0);
+            if (v->crlf == 4) {
+                v->state = V_OPEN;
+                v->prefix_len = 0;
+                v->tail_len = 0;
+                v->msg_len = 0;
+                if (v->ready) viewer_reestablished(v, now);
+            }
         }
     }
     while (i < n && v->state == V_OPEN) {
@@ -478,7 +791,7 @@ static void viewer_feed(viewer *v, const uint8_t *p, size_t n, int64_t now) {
             if (v->hdr[1] & 0x80) { viewer_fail(v, "masked frame from the host"); return; }
             v->fin = v->hdr[0] & 0x80;
             v->opcode = v->hdr[0] & 0x0F;
-            if (v->opcode == 1 || v->opcode == 2) { v->msg_opcode = v->opcode; v->prefix_len = 0; v->msg_len = 0; }
+            if (v->opcode == 1 || v->opcode == 2) { v->msg_opcode = v->opcode; v->prefix_len = 0; v->tail_len = 0; v->msg_len = 0; }
             v->hdr_len = 0;
             if (plen == 0) { viewer_frame_done(v, now); continue; }
             v->remaining = plen;
@@ -491,6 +804,7 @@ static void viewer_feed(viewer *v, const uint8_t *p, size_t n, int64_t now) {
             memcpy(v->prefix + v->prefix_len, p + i, keep);
             v->prefix_len += (uint16_t)keep;
         }
+        if (v->opcode < 8) viewer_keep_tail(v, p + i, take);
         v->msg_len += take;
         v->remaining -= take;
         i += take;
@@ -509,6 +823,27 @@ static void viewer_readable(viewer *v, int64_t *now) {
         viewer_fail(v, "host closed the socket");
     } else if (errno != EAGAIN && errno != EINTR) {
         viewer_fail(v, strerror(errno));
+    }
+}
+
+/// Reopens the viewers whose reconnect delay is over (one scan when the earliest is due).
+static void retry_due(void) {
+    if (waiting == 0) return;
+    int64_t now = now_ns();
+    if (now < next_retry_ns) return;
+    int64_t next = INT64_MAX;
+    int due[1024], count = 0;
+    for (int i = 0; i < my_viewers; i++) {
+        viewer *v = &viewers[i];
+        if (v->state != V_WAIT) continue;
+        if (now >= v->retry_at_ns && count < 1024) due[count++] = i;
+        else if (v->retry_at_ns < next) next = v->retry_at_ns;
+    }
+    next_retry_ns = count == 1024 ? now : next;
+    // Opened after the scan: an attempt that fails at once schedules itself again.
+    for (int d = 0; d < count; d++) {
+        waiting--;
+        viewer_open(due[d]);
     }
 }
 
@@ -614,15 +949,16 @@ static void start_host(int h) {
 
 static void drain_host_stdout(void) {
     char buf[4096];
-    for (int h = 0; h < host_count; h++) while (read(host_stdout[h], buf, sizeof buf) > 0) {}
+    for (int h = 0; h < host_count; h++) while (host_stdout[h] >= 0 && read(host_stdout[h], buf, sizeof buf) > 0) {}
 }
 
 static char line_buf[1 << 17];
+static int64_t published;       // coordinator: broadcasts written so far
 
 /// Writes broadcasts published+1 ... published+count (fewer if the buffer fills) in one write.
 static void publish(int count) {
     if (count <= 0) return;
-    if (published + count > MAX_BROADCASTS - 1) count = (int)(MAX_BROADCASTS - 1 - published);
+    if (published + count > max_k) count = (int)(max_k - published);
     if (count <= 0) return;
     if (count > 512) count = 512;
     static int64_t previous_t;
@@ -647,7 +983,7 @@ static void publish(int count) {
         used += (size_t)snprintf(line_buf + used, sizeof line_buf - used, "}}\n");
         bc_sent[k] = t;
     }
-    if (st.first_publish_ns == 0) st.first_publish_ns = bc_sent[published + 1];
+    if (ctl->first_publish_ns == 0) ctl->first_publish_ns = bc_sent[published + 1];
     int targets = opt.relays > 0 ? 1 : host_count;   // relays take their updates from Redis
     for (int h = 0; h < targets; h++) {
         size_t off = 0;
@@ -661,6 +997,7 @@ static void publish(int count) {
         }
     }
     published += lines;
+    STORE(ctl->published, published);
 }
 
 // ---------------------------------------------------------------------------
@@ -670,12 +1007,18 @@ static void usage(int code) {
             "usage: loadgen [--host BIN] [--viewers N] [--data-bytes B] [--rate HZ | --throughput]\n"
             "               [--duration S] [--inflight W] [--update-bytes B] [--hosts H] [--connect-parallel P]\n"
             "               [--connect-timeout S] [--drain-timeout S] [--json FILE] [--label TEXT] [--quiet]\n"
-            "               [-- HOST-ARGS…]\n"
+            "               [--workers W] [--relays K --redis URL [--kill-relay-after S]] [-- HOST-ARGS…]\n"
             "  --hosts H: H separate host processes, viewers spread over them, every update to each\n"
             "             (an upper bound for what H service threads could gain)\n"
             "  --relays K --redis URL: one publishing host (serve --redis URL) and K relays, viewers\n"
             "             spread over the relays only; latency is host → Redis → relay → viewer\n"
-            "       loadgen --header     (prints the table header that rows line up with)\n");
+            "  --workers W: viewer processes, each from its own source address 127.0.0.(2+w)\n"
+            "             (default: one per %d viewers); figures are merged into one row\n"
+            "  --kill-relay-after S: SIGKILL relay 1 S seconds into publishing; its viewers fail over\n"
+            "             and resume; prints the failover figures (needs --relays 2 or more)\n"
+            "  --connect-parallel P: handshakes in flight per worker while connecting (default 256)\n"
+            "       loadgen --header     (prints the table header that rows line up with)\n",
+            WORKER_VIEWERS_DEFAULT);
     exit(code);
 }
 
@@ -702,6 +1045,8 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--hosts")) { NEXT(); host_count = atoi(v); }
         else if (!strcmp(a, "--relays")) { NEXT(); opt.relays = atoi(v); }
         else if (!strcmp(a, "--redis")) { NEXT(); opt.redis_url = v; }
+        else if (!strcmp(a, "--workers")) { NEXT(); opt.workers = atoi(v); }
+        else if (!strcmp(a, "--kill-relay-after")) { NEXT(); opt.kill_after = atof(v); }
         else if (!strcmp(a, "--connect-parallel")) { NEXT(); opt.connect_parallel = atoi(v); }
         else if (!strcmp(a, "--connect-timeout")) { NEXT(); opt.connect_timeout = atof(v); }
         else if (!strcmp(a, "--drain-timeout")) { NEXT(); opt.drain_timeout = atof(v); }
@@ -726,10 +1071,22 @@ static void parse_args(int argc, char **argv) {
         if (host_count != 1) die(2, "--relays and --hosts do not combine");
         host_count = 1 + opt.relays;
     }
+    if (opt.kill_after < 0 || (opt.kill_after > 0 && opt.kill_after >= opt.duration))
+        die(2, "--kill-relay-after must be between 0 and --duration (%g s): updates must keep flowing after the kill", opt.duration);
+    if (opt.kill_after > 0 && opt.relays < 2)
+        die(2, "--kill-relay-after needs --relays 2 or more: the killed relay's viewers need another relay to move to");
+    if (opt.kill_after > 0 && opt.rate <= 0) die(2, "--kill-relay-after needs --rate (not throughput mode)");
+    if (opt.workers < 0 || opt.workers > MAX_WORKERS) die(2, "--workers must be 1…%d", MAX_WORKERS);
+    worker_count = opt.workers > 0 ? opt.workers : (opt.viewers + WORKER_VIEWERS_DEFAULT - 1) / WORKER_VIEWERS_DEFAULT;
+    if (worker_count > opt.viewers) worker_count = opt.viewers;
     if (opt.connect_parallel < 1) opt.connect_parallel = 1;
+    // A minute, plus a second per 2 000 viewers beyond (100 000: 110 s), unless given.
+    if (opt.connect_timeout <= 0) opt.connect_timeout = 60 + opt.viewers / 2000.0;
+    if (opt.drain_timeout <= 0) opt.drain_timeout = 10 + opt.viewers / 5000.0;
 }
 
-/// One pass of epoll: reads viewers, finishes handshakes. Returns events seen.
+/// One pass of epoll: reads viewers, finishes handshakes; in the coordinator,
+/// drains the hosts' stdout and counts timer ticks. Returns events seen.
 static int service(int timeout_ms, int timer_fd, int *timer_fired) {
     static struct epoll_event events[1024];
     int n = epoll_wait(epfd, events, 1024, timeout_ms);
@@ -756,15 +1113,101 @@ static int service(int timeout_ms, int timer_fd, int *timer_fired) {
     return n;
 }
 
+// ---------------------------------------------------------------------------
+// Worker: viewers first…first+count-1, until the coordinator says stop.
+
+static void worker_main(int w, int first, int count) {
+    is_worker = 1;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);           // never outlive the coordinator
+    for (int h = 0; h < MAX_HOSTS; h++) host_pids[h] = -1;
+    for (int h = 0; h < host_count; h++) { close(host_stdin[h]); close(host_stdout[h]); }
+    close(epfd);
+    srandom((unsigned)(getpid() ^ now_ns()));
+    st = &all_stats[w];
+    first_viewer = first;
+    my_viewers = count;
+    source_addr.s_addr = htonl(0x7F000002u + (uint32_t)w);      // 127.0.0.2, 127.0.0.3, …
+    viewers = calloc((size_t)count, sizeof *viewers);
+    if (!viewers) die(2, "worker %d: out of memory", w);
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    int next_open = 0, dummy = 0;
+    while (!LOAD(ctl->stop)) {
+        while (next_open < count && handshakes_in_flight < opt.connect_parallel) viewer_open(next_open++);
+        service(20, -1, &dummy);
+        retry_due();
+    }
+    for (int i = 0; i < count; i++) {
+        viewer *v = &viewers[i];
+        if (v->moved && !v->recovered) st->unrecovered++;
+        if (v->fd > 0 && v->state != V_DEAD && v->state != V_WAIT) close(v->fd);
+    }
+    _exit(0);
+}
+
+// ---------------------------------------------------------------------------
+// Coordinator
+
+static int sum_ready(void) { int s = 0; for (int w = 0; w < worker_count; w++) s += LOAD(all_stats[w].ready); return s; }
+static int sum_dead(void) { int s = 0; for (int w = 0; w < worker_count; w++) s += LOAD(all_stats[w].dead); return s; }
+
+/// Advances complete_prefix over the broadcasts every viewer has (or had stood in for).
+static void update_complete_prefix(void) {
+    while (complete_prefix < published && LOAD(bc_count[complete_prefix + 1]) >= (uint32_t)opt.viewers) complete_prefix++;
+}
+
+static void start_workers(void) {
+    int first = 0;
+    for (int w = 0; w < worker_count; w++) {
+        int count = opt.viewers / worker_count + (w < opt.viewers % worker_count ? 1 : 0);
+        pid_t pid = fork();
+        if (pid < 0) die(2, "fork: %s", strerror(errno));
+        if (pid == 0) worker_main(w, first, count);
+        worker_pids[w] = pid;
+        first += count;
+    }
+}
+
+/// Tells the workers to stop and reaps them (SIGKILL after 10 s).
+static void stop_workers(void) {
+    STORE(ctl->stop, 1);
+    int64_t deadline = now_ns() + 10LL * 1000000000LL;
+    for (int w = 0; w < worker_count; w++) {
+        int status = 0;
+        while (waitpid(worker_pids[w], &status, WNOHANG) == 0) {
+            if (now_ns() > deadline) { kill(worker_pids[w], SIGKILL); waitpid(worker_pids[w], &status, 0); break; }
+            usleep(5000);
+        }
+        worker_pids[w] = -1;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die(2, "worker %d failed (status %d)", w, status);
+    }
+}
+
+/// SIGKILLs relay 1 while publishing goes on; its CPU so far is kept.
+static void kill_relay(void) {
+    int h = 1;
+    dead_cpu[h] = proc_cpu_seconds(host_pids[h]);
+    STORE(ctl->killed, h);
+    STORE(ctl->kill_ns, now_ns());
+    kill(host_pids[h], SIGKILL);
+    waitpid(host_pids[h], NULL, 0);
+    host_pids[h] = -1;
+    // Its stdout is at EOF now: out of the epoll set, or every epoll_wait would return at once.
+    epoll_ctl(epfd, EPOLL_CTL_DEL, host_stdout[h], NULL);
+    close(host_stdout[h]);
+    close(host_stdin[h]);
+    host_stdout[h] = host_stdin[h] = -1;
+}
+
 int main(int argc, char **argv) {
     parse_args(argc, argv);
     struct rlimit rl;
+    int per_worker = (opt.viewers + worker_count - 1) / worker_count;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
-        if (rl.rlim_cur < (rlim_t)opt.viewers + 64)
-            die(2, "ulimit -n is %lu; %d viewers need more (scripts/bench raises it to 20000)",
-                (unsigned long)rl.rlim_cur, opt.viewers);
+        if (rl.rlim_cur < (rlim_t)per_worker + 64)
+            die(2, "ulimit -n is %lu; %d viewers per worker process need more: use --workers %d or more, or raise ulimit -n",
+                (unsigned long)rl.rlim_cur, per_worker, (int)((opt.viewers + (long)rl.rlim_cur - 65) / ((long)rl.rlim_cur - 64)));
     }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_fatal_signal);
@@ -774,14 +1217,14 @@ int main(int argc, char **argv) {
     double budget = opt.connect_timeout + opt.duration + opt.drain_timeout + 45;
     alarm((unsigned)budget);
 
-    int64_t max_k = opt.rate > 0 ? (int64_t)(opt.rate * opt.duration + 0.5) : MAX_BROADCASTS - 1;
+    max_k = opt.rate > 0 ? (int64_t)(opt.rate * opt.duration + 0.5) : MAX_BROADCASTS - 1;
     if (max_k < 1) max_k = 1;
     if (max_k > MAX_BROADCASTS - 1) max_k = MAX_BROADCASTS - 1;
-    viewers = calloc((size_t)opt.viewers, sizeof *viewers);
-    bc_sent = calloc((size_t)max_k + 2, sizeof *bc_sent);
-    bc_count = calloc((size_t)max_k + 2, sizeof *bc_count);
-    bc_last = calloc((size_t)max_k + 2, sizeof *bc_last);
-    if (!viewers || !bc_sent || !bc_count || !bc_last) die(2, "out of memory");
+    ctl = shared_alloc(sizeof *ctl);
+    all_stats = shared_alloc(sizeof *all_stats * (size_t)worker_count);
+    bc_sent = shared_alloc(sizeof *bc_sent * ((size_t)max_k + 2));
+    bc_count = shared_alloc(sizeof *bc_count * ((size_t)max_k + 2));
+    bc_last = shared_alloc(sizeof *bc_last * ((size_t)max_k + 2));
 
     write_session_file();
     for (int h = 0; h < host_count; h++) start_host(h);
@@ -795,32 +1238,39 @@ int main(int argc, char **argv) {
     usleep(300000);
     drain_host_stdout();
     long rss_before = hosts_rss_kib();
+    long avail_before = mem_available_kib();
 
-    // --- Connect: at most connect_parallel handshakes in flight.
+    // --- Connect: the workers open their viewers, connect_parallel handshakes in flight each.
     int64_t t_connect = now_ns();
     int64_t connect_deadline = t_connect + (int64_t)(opt.connect_timeout * 1e9);
-    int next_open = 0;
     int dummy = 0;
-    while (st.ready + st.dead < opt.viewers) {
-        while (next_open < opt.viewers && st.handshakes_in_flight < opt.connect_parallel) viewer_open(next_open++);
+    fflush(stdout);
+    fflush(stderr);
+    start_workers();
+    while (sum_ready() + sum_dead() < opt.viewers) {
         service(50, -1, &dummy);
         if (now_ns() > connect_deadline) break;
-        if (host_exited()) die(2, "the host exited while viewers connected");
+        if (host_exited()) die(2, "the host (or a relay) exited while viewers connected");
     }
-    double connect_s = (double)(now_ns() - t_connect) / 1e9;
-    if (st.ready < opt.viewers)
-        die(2, "only %d of %d viewers hold the initial state after %.1f s (%d failed)", st.ready, opt.viewers, connect_s, st.dead);
+    int64_t last_ready = t_connect;
+    for (int w = 0; w < worker_count; w++) if (LOAD(all_stats[w].last_ready_ns) > last_ready) last_ready = LOAD(all_stats[w].last_ready_ns);
+    double connect_s = (double)(last_ready - t_connect) / 1e9;
+    int ready = sum_ready();
+    if (ready < opt.viewers)
+        die(2, "only %d of %d viewers hold the initial state after %.1f s (%d failed)", ready, opt.viewers,
+            (double)(now_ns() - t_connect) / 1e9, sum_dead());
 
     // --- Idle: settle, then RSS with every viewer connected.
-    int64_t settle_until = now_ns() + 500000000LL;
+    int64_t settle_until = now_ns() + 500000000LL + (int64_t)opt.viewers * 10000LL;   // + 1 s per 100 000
     while (now_ns() < settle_until) service(50, -1, &dummy);
     long rss_idle = hosts_rss_kib();
+    long avail_idle = mem_available_kib();
 
     // --- Publish.
     double load = load_average();
-    double cpu0 = hosts_cpu_seconds();
+    double cpu0 = cpu_seconds_of(0, host_count);
     double relay_cpu0 = opt.relays > 0 ? cpu_seconds_of(1, host_count) : 0;
-    double gen0 = self_cpu_seconds();
+    double gen0 = rusage_cpu_seconds(RUSAGE_SELF);
     int timer_fd = -1;
     if (opt.rate > 0) {
         timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -835,48 +1285,76 @@ int main(int argc, char **argv) {
     }
     int64_t t_pub = now_ns();
     int64_t pub_end = t_pub + (int64_t)(opt.duration * 1e9);
+    int64_t kill_at = opt.kill_after > 0 ? t_pub + (int64_t)(opt.kill_after * 1e9) : 0;
     int64_t drain_deadline = 0;
-    int64_t target_total = 0;
     for (;;) {
         int64_t now = now_ns();
         int fired = 0;
+        if (kill_at && now >= kill_at && !LOAD(ctl->kill_ns)) kill_relay();
         if (opt.rate > 0) {
-            service(100, timer_fd, &fired);
+            service(20, timer_fd, &fired);
             if (fired && published < max_k) publish((int)(fired < max_k - published ? fired : max_k - published));
             if (published >= max_k && drain_deadline == 0) drain_deadline = now_ns() + (int64_t)(opt.drain_timeout * 1e9);
         } else {
+            update_complete_prefix();
             if (now < pub_end) {
                 int64_t room = opt.inflight - (published - complete_prefix);
                 if (room > 0) publish((int)room);
             } else if (drain_deadline == 0) {
                 drain_deadline = now + (int64_t)(opt.drain_timeout * 1e9);
             }
-            service(10, -1, &fired);
+            service(1, -1, &fired);
         }
-        target_total = published * (int64_t)opt.viewers;
-        if (drain_deadline && (int64_t)st.delivered + (int64_t)st.out_of_order >= target_total) break;
+        update_complete_prefix();
+        if (drain_deadline && complete_prefix >= published) break;
         if (drain_deadline && now_ns() > drain_deadline) break;
-        if (st.dead > 0) break;
-        if (host_exited()) die(2, "the host exited while publishing");
+        if (sum_dead() > 0) break;
+        if (host_exited()) die(2, "the host (or a relay) exited while publishing");
     }
-    double cpu1 = hosts_cpu_seconds();
+    double cpu1 = cpu_seconds_of(0, host_count);
     double relay_cpu = opt.relays > 0 ? cpu_seconds_of(1, host_count) - relay_cpu0 : 0;
-    long rss_peak = hosts_status_kib("VmHWM");      // high-water mark, connect phase included
-    double gen1 = self_cpu_seconds();
-    int64_t t_end = st.last_receipt_ns ? st.last_receipt_ns : now_ns();
+    long rss_peak = hosts_status_kib("VmHWM");      // high-water mark, connect phase included (live processes)
+    double gen1 = rusage_cpu_seconds(RUSAGE_SELF);
+    stop_workers();
+    // The workers' CPU: every reaped child but a killed relay (the others are still running).
+    double workers_cpu = rusage_cpu_seconds(RUSAGE_CHILDREN);
+    for (int h = 0; h < host_count; h++) workers_cpu -= host_pids[h] > 0 ? 0 : dead_cpu[h];
+
+    // --- Merge the workers' figures.
+    worker_stats *all = calloc(1, sizeof *all);
+    if (!all) die(2, "out of memory");
+    for (int w = 0; w < worker_count; w++) {
+        worker_stats *s = &all_stats[w];
+#define SUM(f) all->f += s->f
+        SUM(ready); SUM(dead); SUM(delivered); SUM(out_of_order); SUM(gap_lost); SUM(bad_frames); SUM(pings);
+        SUM(session_updates_late); SUM(covered); SUM(moved); SUM(reconnects); SUM(attempts);
+        SUM(resumed_current); SUM(resumed_update); SUM(resumed_full); SUM(unrecovered);
+#undef SUM
+        if (s->last_receipt_ns > all->last_receipt_ns) all->last_receipt_ns = s->last_receipt_ns;
+        hist_merge(&all->latency, &s->latency);
+        hist_merge(&all->before_kill, &s->before_kill);
+        hist_merge(&all->stampede, &s->stampede);
+        hist_merge(&all->detect, &s->detect);
+        hist_merge(&all->reconnect, &s->reconnect);
+        hist_merge(&all->recovery, &s->recovery);
+    }
+    int64_t t_end = all->last_receipt_ns ? all->last_receipt_ns : now_ns();
 
     // --- Results.
     int64_t expected = published * (int64_t)opt.viewers;
-    int64_t lost = expected - (int64_t)st.delivered;
+    int64_t lost = expected - (int64_t)all->delivered - (int64_t)all->covered;
     if (lost < 0) lost = 0;
     histogram *last = calloc(1, sizeof *last);
-    for (int64_t k = 1; k <= published; k++) if (bc_count[k] > 0) hist_add(last, bc_last[k] - bc_sent[k]);
+    if (!last) die(2, "out of memory");
+    for (int64_t k = 1; k <= published; k++) if (bc_last[k] > 0) hist_add(last, bc_last[k] - bc_sent[k]);
     double host_cpu = cpu1 - cpu0;
-    double span = (double)(t_end - st.first_publish_ns) / 1e9;
-    double per_delivery_us = st.delivered ? host_cpu * 1e6 / (double)st.delivered : 0;
-    double rate_out = span > 0 ? (double)st.delivered / span : 0;
+    double span = (double)(t_end - ctl->first_publish_ns) / 1e9;
+    double per_delivery_us = all->delivered ? host_cpu * 1e6 / (double)all->delivered : 0;
+    double rate_out = span > 0 ? (double)all->delivered / span : 0;
     double kib_per_viewer = (double)(rss_idle - rss_before) / opt.viewers;
+    int killed = opt.kill_after > 0;
 #define MS(x) ((double)(x) / 1e6)
+#define PCT(h, p) MS(hist_percentile(&(h), p))
     const char *mode = opt.rate > 0 ? "rate" : "throughput";
     const char *server = strrchr(opt.host_bin, '/') ? strrchr(opt.host_bin, '/') + 1 : opt.host_bin;
     static char relay_name[64];
@@ -895,16 +1373,32 @@ int main(int argc, char **argv) {
                     "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
                     "\"last_viewer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                     "\"host_cpu_s\":%.2f,\"cpu_us_per_delivery\":%.2f,\"deliveries_per_s\":%.0f,\"span_s\":%.3f,"
-                    "\"loadgen_cpu_s\":%.2f,\"loadavg\":%.2f,\"update_bytes\":%d,\"inflight\":%d,\"hosts\":%d,"
-                    "\"rss_peak_kib\":%ld,\"relays\":%d,\"relay_cpu_s\":%.2f,\"relay_cpu_us_per_delivery\":%.2f}\n",
+                    "\"loadgen_cpu_s\":%.2f,\"workers_cpu_s\":%.2f,\"workers\":%d,\"loadavg\":%.2f,\"update_bytes\":%d,\"inflight\":%d,\"hosts\":%d,"
+                    "\"rss_peak_kib\":%ld,\"relays\":%d,\"relay_cpu_s\":%.2f,\"relay_cpu_us_per_delivery\":%.2f,\"publisher_cpu_s\":%.2f,\"machine_kib_per_viewer\":%.2f",
                     opt.label, server, mode, opt.viewers, opt.data_bytes, opt.rate, opt.duration, connect_s, rss_before,
-                    rss_idle, kib_per_viewer, published, expected, st.delivered, lost, st.out_of_order,
-                    st.session_updates_late, st.bad_frames, MS(hist_percentile(&st.latency, 50)),
-                    MS(hist_percentile(&st.latency, 99)), MS(hist_percentile(&st.latency, 99.9)),
-                    MS(st.latency.max), MS(hist_percentile(last, 50)), MS(hist_percentile(last, 99)), MS(last->max),
-                    host_cpu, per_delivery_us, rate_out, span, gen1 - gen0, load, opt.update_bytes, opt.inflight,
-                    host_count, rss_peak, opt.relays, relay_cpu,
-                    st.delivered ? relay_cpu * 1e6 / (double)st.delivered : 0);
+                    rss_idle, kib_per_viewer, published, expected, all->delivered, lost, all->out_of_order,
+                    all->session_updates_late, all->bad_frames, PCT(all->latency, 50), PCT(all->latency, 99),
+                    PCT(all->latency, 99.9), MS(all->latency.max), PCT(*last, 50), PCT(*last, 99), MS(last->max),
+                    host_cpu, per_delivery_us, rate_out, span, gen1 - gen0, workers_cpu, worker_count, load,
+                    opt.update_bytes, opt.inflight, host_count, rss_peak, opt.relays, relay_cpu,
+                    all->delivered ? relay_cpu * 1e6 / (double)all->delivered : 0, host_cpu - relay_cpu,
+                    (double)(avail_before - avail_idle) / opt.viewers);
+            if (killed)
+                fprintf(j,
+                        ",\"failover\":{\"kill_after_s\":%g,\"moved\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"attempts\":%" PRIu64
+                        ",\"unrecovered\":%" PRIu64 ",\"resumed_current\":%" PRIu64 ",\"resumed_update\":%" PRIu64
+                        ",\"resumed_full\":%" PRIu64 ",\"covered\":%" PRIu64 ","
+                        "\"detect_ms\":{\"p50\":%.1f,\"max\":%.1f},\"reconnect_ms\":{\"min\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+                        "\"recovery_ms\":{\"min\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+                        "\"before_kill_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+                        "\"stampede_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"deliveries\":%" PRIu64 "}}",
+                        opt.kill_after, all->moved, all->reconnects, all->attempts, all->unrecovered, all->resumed_current,
+                        all->resumed_update, all->resumed_full, all->covered, PCT(all->detect, 50), MS(all->detect.max), MS(all->reconnect.min),
+                        PCT(all->reconnect, 50), PCT(all->reconnect, 99), MS(all->reconnect.max), MS(all->recovery.min),
+                        PCT(all->recovery, 50), PCT(all->recovery, 99), MS(all->recovery.max),
+                        PCT(all->before_kill, 50), PCT(all->before_kill, 99), MS(all->before_kill.max),
+                        PCT(all->stampede, 50), PCT(all->stampede, 99), MS(all->stampede.max), all->stampede.total);
+            fputs("}\n", j);
             fclose(j);
         }
     }
@@ -917,15 +1411,26 @@ int main(int argc, char **argv) {
     printf("| %s | %6d | %6s | %-8s | %6.2f | %6.1f | %6.1f | %5.2f | %6.2f | %6.2f | %6.2f | %6.2f | %6.2f | %6.2f | %4" PRId64
            " | %3" PRIu64 " | %6.2f | %5.2f | %7.0f | %4.1f |\n",
            server, opt.viewers, data_text, rate_text, connect_s, rss_before / 1024.0, rss_idle / 1024.0, kib_per_viewer,
-           MS(hist_percentile(&st.latency, 50)), MS(hist_percentile(&st.latency, 99)),
-           MS(hist_percentile(&st.latency, 99.9)), MS(st.latency.max), MS(hist_percentile(last, 50)), MS(last->max),
-           lost, st.out_of_order, host_cpu, per_delivery_us, rate_out, load);
+           PCT(all->latency, 50), PCT(all->latency, 99), PCT(all->latency, 99.9), MS(all->latency.max),
+           PCT(*last, 50), MS(last->max), lost, all->out_of_order, host_cpu, per_delivery_us, rate_out, load);
+    if (killed)
+        printf("failover: relay 1 killed after %g s; %" PRIu64 " viewers moved (%" PRIu64 " connection attempts); "
+               "saw the loss after %.0f / %.0f ms (p50 / max); "
+               "reconnected after %.0f / %.0f / %.0f / %.0f ms (min / p50 / p99 / max); current state again after "
+               "%.0f / %.0f / %.0f / %.0f ms; resumed: %" PRIu64 " with nothing missed, %" PRIu64 " with one config_update, %" PRIu64
+               " with the full state; %" PRIu64 " never recovered; p99 %.1f ms before the kill, %.1f ms in the %lld s after it "
+               "(surviving relays, %" PRIu64 " deliveries)\n",
+               opt.kill_after, all->moved, all->attempts - (uint64_t)opt.viewers, PCT(all->detect, 50), MS(all->detect.max), MS(all->reconnect.min),
+               PCT(all->reconnect, 50), PCT(all->reconnect, 99), MS(all->reconnect.max), MS(all->recovery.min),
+               PCT(all->recovery, 50), PCT(all->recovery, 99), MS(all->recovery.max), all->resumed_current,
+               all->resumed_update, all->resumed_full, all->unrecovered, PCT(all->before_kill, 99),
+               PCT(all->stampede, 99), STAMPEDE_NS / 1000000000LL, all->stampede.total);
     fflush(stdout);
-    if (st.bad_frames && !opt.quiet) fprintf(stderr, "loadgen: %" PRIu64 " frames could not be parsed\n", st.bad_frames);
-    if (st.dead && !opt.quiet) fprintf(stderr, "loadgen: %d viewers dropped while publishing\n", st.dead);
+    if (all->bad_frames && !opt.quiet) fprintf(stderr, "loadgen: %" PRIu64 " frames could not be parsed\n", all->bad_frames);
+    if (all->dead && !opt.quiet) fprintf(stderr, "loadgen: %d viewers dropped while publishing\n", all->dead);
 
-    for (int i = 0; i < opt.viewers; i++) if (viewers[i].state != V_DEAD && viewers[i].fd > 0) close(viewers[i].fd);
-    for (int h = 0; h < host_count; h++) close(host_stdin[h]);
+    for (int h = 0; h < host_count; h++) if (host_pids[h] > 0) close(host_stdin[h]);
     cleanup();
-    return (lost > 0 || st.out_of_order > 0 || st.dead > 0 || st.bad_frames > 0) ? 1 : 0;
+    int failed = lost > 0 || all->out_of_order > 0 || all->dead > 0 || all->bad_frames > 0 || all->unrecovered > 0;
+    return failed ? 1 : 0;
 }

@@ -25,7 +25,9 @@ public final class HostBroadcaster: Sendable {
     public let configuration: HostConfiguration
     private let logger: Logger
     private let lifecycle = Mutex<Lifecycle>(.idle)
-    /// This host's share of lws's process-wide log hook: lws's lines at debug level.
+    /// The `/metrics` counters, kept across a stop and a new start.
+    let metrics = HostMetrics()
+    /// This host's share of lws's process-wide log hook: lws's lines at trace level.
     private let libraryLog: LibWebSocketsLog
 
     private enum Lifecycle {
@@ -38,9 +40,9 @@ public final class HostBroadcaster: Sendable {
     public init(configuration: HostConfiguration = HostConfiguration(), logger: Logger = Logger(label: "statecast.host")) {
         self.configuration = configuration
         self.logger = logger
-        let verbose = logger.logLevel <= .debug
+        let verbose = logger.logLevel <= .trace
         libraryLog = LibWebSocketsLog(levels: verbose ? statecast_lws_log_verbose() : statecast_lws_log_errors()) { level, line in
-            logger.debug("\(line)", metadata: ["lws-level": "\(level)"])
+            logger.trace("\(line)", metadata: ["lws-level": "\(level)"])
         }
     }
 
@@ -66,14 +68,14 @@ public final class HostBroadcaster: Sendable {
             let shared = HostShared(
                 session: initial, seq: configuration.initialSeq ?? Self.wallClockSeq(),
                 epoch: configuration.initialEpoch ?? Self.makeEpoch(), onBroadcast: configuration.onBroadcast)
-            let core = ServiceCore(shared: shared, configuration: configuration, logger: logger)
+            let core = ServiceCore(shared: shared, configuration: configuration, logger: logger, metrics: metrics)
             let ready = DispatchSemaphore(value: 0)
             let finished = DispatchSemaphore(value: 0)
             let outcome = Mutex<Int?>(nil)
             let thread = Thread {
                 let port = core.createServer()
                 if let port, let context = core.context {
-                    shared.attach(context: context, port: port, localIp: NetworkInterfaces.preferredLANAddress() ?? "127.0.0.1")
+                    shared.attach(context: context, port: port, localIp: NetworkInterfaces.advertisedAddress(bind: core.configuration.bindAddress))
                 }
                 outcome.withLock { $0 = port }
                 ready.signal()
@@ -262,12 +264,7 @@ public final class HostBroadcaster: Sendable {
 }
 
 extension HostBroadcaster {
-    /// The libwebsockets version this process runs on, e.g. `4.1.6-`.
-    public static var libwebsocketsVersion: String { String(cString: statecast_lws_version()) }
-}
-
-/// StateCast's own version.
-public enum StateCastVersion {
-    /// Semantic version of this build.
-    public static let string = "0.1.0"
+    /// The libwebsockets version this process runs on, e.g. `4.1.6` (without the
+    /// empty build suffix Debian's library reports as `4.1.6-`).
+    public static var libwebsocketsVersion: String { StateCastVersion.trimmingBuildSuffix(String(cString: statecast_lws_version())) }
 }

@@ -64,6 +64,13 @@ public enum NetworkInterfaces {
         return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
+    /// What `/status` reports as `localIp`: the address the host listens on when
+    /// `--bind` names one, else (every interface) the preferred LAN address, else 127.0.0.1.
+    static func advertisedAddress(bind: String?) -> String {
+        if let bind, !bind.isEmpty, bind != "0.0.0.0", bind != "::" { return bind }
+        return preferredLANAddress() ?? "127.0.0.1"
+    }
+
     /// Whether binding `address:port` fails with EADDRINUSE right now.
     static func isPortInUse(_ port: Int, address: String?) -> Bool {
         guard port > 0 else { return false }

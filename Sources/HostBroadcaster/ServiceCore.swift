@@ -21,6 +21,7 @@ final class ServiceCore: @unchecked Sendable {
     let logger: Logger
     let heartbeat: Heartbeat
     let access: AccessPolicy
+    let metrics: HostMetrics
     /// Open connections on the opt-in echo endpoint, with what they still have to echo.
     var echoes: [OpaquePointer: EchoState] = [:]
     let clientCount = Atomic<Int>(0)
@@ -44,8 +45,9 @@ final class ServiceCore: @unchecked Sendable {
     private let batchBuffer: UnsafeMutableRawBufferPointer
     static let batchCapacity = 16 * 1024
 
-    init(shared: HostShared, configuration: HostConfiguration, logger: Logger) {
+    init(shared: HostShared, configuration: HostConfiguration, logger: Logger, metrics: HostMetrics = HostMetrics()) {
         self.shared = shared
+        self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
         heartbeat = Heartbeat(configuration)
@@ -189,6 +191,7 @@ final class ServiceCore: @unchecked Sendable {
         switch Resume.start(since: since, epoch: epoch, currentEpoch: shared.epoch, latestSeq: latestSeq, log: log) {
         case .fullState:
             pss.pointee.needs_full_state = 1
+            metrics.fullState(since == nil ? .newcomer : .resumeMiss)
         case .after(let seq):
             pss.pointee.next_seq = seq + 1
             pss.pointee.resume_pending = 1
@@ -249,7 +252,8 @@ final class ServiceCore: @unchecked Sendable {
         let written = sse
             ? statecast_write_http(wsi, frame.payload, frame.payloadCount)
             : statecast_write_text(wsi, frame.payload, frame.payloadCount)
-        if written < frame.payloadCount { return -1 }
+        if written < frame.payloadCount { metrics.dropped(.writeFailed); return -1 }
+        metrics.sent(fullState: frame.isFullState, bytes: frame.payloadCount)
         if sse { pss.pointee.last_write_us = monotonicMicros() }
         if hasWork(pss) { requestWrite(wsi, pss) }
         return 0
@@ -263,15 +267,18 @@ final class ServiceCore: @unchecked Sendable {
             case .upToDate:
                 return nil
             case .configs(let changes, let seq):
+                metrics.resumedFromHistory()
                 pss.pointee.next_seq = seq + 1
                 let epoch = shared.epoch
                 let bytes = Envelope(.configUpdate(changes), seq: seq, epoch: epoch).encoded()
                 return OutgoingMessage(seq: seq, epoch: epoch, isFullState: false, bytes: bytes)
             case .fullState:
+                metrics.fullState(.resumeMiss)
                 pss.pointee.needs_full_state = 1
             }
         }
         if pss.pointee.needs_full_state != 0 || log.position(of: pss.pointee.next_seq) == .fellBehind {
+            if pss.pointee.needs_full_state == 0 { metrics.fullState(.conflated) }
             let snapshot = currentSnapshot()
             pss.pointee.needs_full_state = 0
             pss.pointee.next_seq = snapshot.seq + 1
@@ -300,7 +307,8 @@ final class ServiceCore: @unchecked Sendable {
         }
         guard seq - first.seq >= 2 else { return nil }
         let written = statecast_write_raw(wsi, base.assumingMemoryBound(to: UInt8.self), used)
-        if written < used { return -1 }
+        if written < used { metrics.dropped(.writeFailed); return -1 }
+        for sent in first.seq..<seq { log.message(seq: sent).map { metrics.sent(fullState: $0.isFullState, bytes: $0.frame.count) } }
         pss.pointee.next_seq = seq
         if hasWork(pss) { requestWrite(wsi, pss) }
         return 0
@@ -356,6 +364,7 @@ final class ServiceCore: @unchecked Sendable {
             // closing a socket with unread data, which the kernel turns into a
             // reset that can swallow the Close frame.
             pss.pointee.too_big = 1
+            metrics.dropped(.messageTooBig)
             requestWrite(wsi, pss)
             return 0
         }
@@ -509,12 +518,14 @@ final class ServiceCore: @unchecked Sendable {
                 body = Array(#"{"running":true}"#.utf8)
             }
         default:
-            if let asset = StaticAssets.lookup(pathOnly) {
+            if let answer = operationsAnswer(wsi, path: pathOnly) {
+                (status, contentType, body) = (answer.status, answer.contentType, answer.body)
+            } else if let asset = StaticAssets.lookup(pathOnly) {
                 contentType = asset.contentType
                 body = asset.body
             } else {
                 status = 404
-                body = Array(#"{"error":"not found","paths":["/","/statecast.js","/events","/status"]}"#.utf8)
+                body = Array(#"{"error":"not found","paths":["/","/statecast.js","/events","/status","/metrics","/healthz","/readyz"]}"#.utf8)
             }
         }
         var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
@@ -635,6 +646,7 @@ final class ServiceCore: @unchecked Sendable {
     /// A complete HTTP/1.1 response written in one go (lws's own status
     /// helper says HTTP/1.0, which strict clients reject during a handshake).
     private func writeRefusal(_ wsi: OpaquePointer, _ refusal: AccessPolicy.Refusal) {
+        metrics.refused(status: refusal.status)
         var text = "HTTP/1.1 \(refusal.status) \(refusal.reason)\r\ncontent-type: text/plain\r\n"
         text += "content-length: \(refusal.body.utf8.count)\r\nconnection: close\r\n"
         for header in refusal.headers { text += header + "\r\n" }
@@ -774,6 +786,7 @@ final class ServiceCore: @unchecked Sendable {
             if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
         case .hangUp:
             logger.debug("hanging up on a connection that stopped answering pings")
+            metrics.dropped(.heartbeat)
             statecast_kill_async(wsi)
         }
     }

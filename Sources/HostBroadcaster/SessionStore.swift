@@ -33,6 +33,7 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
     private let publish: @Sendable (Envelope.Payload) -> Void
     private let startHost: @Sendable (Session) throws(HostError) -> Void
     private let debouncer: Locked<Debouncer<C>?>
+    private let metrics: HostMetrics?
 
     /// - Parameters:
     ///   - interval: the trailing debounce window (SPEC default 250 ms; zero sends at once).
@@ -43,13 +44,14 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
         self.init(
             initial: initial, interval: interval, maxWait: maxWait, clock: clock,
             publish: { host.broadcast($0) },
-            startHost: { (session: Session) throws(HostError) in try host.start(initial: session) })
+            startHost: { (session: Session) throws(HostError) in try host.start(initial: session) }, metrics: host.metrics)
     }
 
     /// A store that hands its envelopes to `publish` (tests observe them here).
     init(initial: Session, interval: Duration, maxWait: Duration?, clock: C,
          publish: @escaping @Sendable (Envelope.Payload) -> Void,
-         startHost: @escaping @Sendable (Session) throws(HostError) -> Void) {
+         startHost: @escaping @Sendable (Session) throws(HostError) -> Void, metrics: HostMetrics? = nil) {
+        self.metrics = metrics
         self.publish = publish
         self.startHost = startHost
         state = Locked(State(live: initial, sent: initial))
@@ -108,6 +110,7 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
     }
 
     private func submit(_ change: SessionChange) {
+        metrics?.changeSubmitted()
         debouncer.withLock { $0 }?.submit(change)
     }
 
@@ -122,6 +125,7 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
             case .full: SessionDiff(from: state.sent, to: state.live)
             case .config(let keys): SessionDiff(from: state.sent, to: state.live, changedConfigKeys: keys.keys)
             }
+            metrics?.flushed(sent: diff.payload != nil)
             switch diff {
             case .nothing: return
             case .configUpdate(let changes):

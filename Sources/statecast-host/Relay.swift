@@ -17,15 +17,16 @@ struct Relay: AsyncParsableCommand {
     @OptionGroup var serving: ServingOptions
 
     func validate() throws {
-        guard redis.redis != nil, redis.channel != nil else {
+        guard serving.printConfig || (redis.redis != nil && redis.channel != nil) else {
             throw ValidationError("a relay needs --redis redis://HOST:PORT and --channel NAME (the ones the host was started with)")
         }
     }
 
     func run() async throws {
         Console.ignoreBrokenPipes()
-        let logger = serving.bootstrapLogging(label: "statecast.relay")
+        if serving.printedConfiguration() { return }
         var (configuration, secret) = try serving.hostConfiguration()
+        let logger = serving.bootstrapLogging(label: "statecast.relay", secret: secret)
 
         let (url, channel) = try redis.parsed()
         let feed: RelayFeed

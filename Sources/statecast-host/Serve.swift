@@ -41,8 +41,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         Console.ignoreBrokenPipes()
-        let logger = serving.bootstrapLogging(label: "statecast.host")
-
+        if serving.printedConfiguration() { return }
         let initial: Session
         if let sessionFile {
             do {
@@ -56,6 +55,7 @@ struct Serve: AsyncParsableCommand {
         }
 
         var (configuration, secret) = try serving.hostConfiguration()
+        let logger = serving.bootstrapLogging(label: "statecast.host", secret: secret)
 
         let publisher = try redis.attachPublisher(to: &configuration, initial: initial, logger: logger)
 

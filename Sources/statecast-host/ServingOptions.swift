@@ -5,7 +5,7 @@ import Logging
 
 /// How a host or a relay serves viewers: the options `serve` and `relay` share.
 struct ServingOptions: ParsableArguments {
-    @Option(help: "TCP port to listen on (0 picks a free one).")
+    @Option(name: .shortAndLong, help: "TCP port to listen on (0 picks a free one).")
     var port: Int = 9876
 
     @Option(help: "Address to listen on (0.0.0.0: every IPv4 interface); a host name such as localhost is resolved at start.")
@@ -29,7 +29,7 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "Largest message (KiB) a viewer may send; bigger ones close it with 1009.")
     var maxMessageKb: Int = 64
 
-    @Option(help: "Require viewers to present this token (Authorization: Bearer … or ?token=…). Also: STATECAST_TOKEN.")
+    @Option(name: .shortAndLong, help: "Require viewers to present this token (Authorization: Bearer … or ?token=…). Also: STATECAST_TOKEN.")
     var token: String?
 
     @Option(help: "Read the token from this file (first line).")
@@ -50,8 +50,19 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "PEM private key for --tls-cert, unencrypted (the host cannot ask for a passphrase).")
     var tlsKey: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. libwebsockets' own lines show only at trace.")
     var logLevel: String = "info"
+
+    @Option(help: "Log lines on stderr as text, or json (one object per line, metadata as members; the token never appears).")
+    var logFormat: LogFormat = .text
+
+    @Flag(help: "Print the effective settings (command line, then STATECAST_* environment variables, then defaults) and exit.")
+    var printConfig = false
+
+    /// `--log-format`.
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
 
     func validate() throws {
         // Upper bounds keep every product (KiB × 1024, seconds × 10^6) far from overflow.
@@ -87,15 +98,30 @@ struct ServingOptions: ParsableArguments {
         }
     }
 
-    /// Sends every log line to stderr at the chosen level (executables only bootstrap logging).
-    func bootstrapLogging(label: String) -> Logger {
+    /// Sends every log line to stderr at the chosen level and format (executables
+    /// only bootstrap logging); `secret` is kept out of JSON lines.
+    func bootstrapLogging(label: String, secret: String?) -> Logger {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label, secret: secret)
+                handler.logLevel = level
+                return handler
+            }
         }
         return Logger(label: label)
+    }
+
+    /// `--print-config`: prints the effective settings; true when the command should stop there.
+    func printedConfiguration() -> Bool {
+        if printConfig { Console.out(EnvironmentOptions.current.description) }
+        return printConfig
     }
 
     /// The host's configuration and the token in force; exits 2 on an unreadable token file.

@@ -32,11 +32,18 @@ struct StatecastViewer: AsyncParsableCommand {
             type: from --schema/--field when given, otherwise derived from the config of the \
             last full state.
 
-            Exit status: 0 done, 1 runtime failure (no state within --once-timeout-s, output \
+            Exit status: 0 done or stopped by Ctrl-C/SIGTERM, but 130/143 when that stops --once \
+            before any state; 1 runtime failure (no state within --once-timeout-s, output \
             file not writable), 2 bad URL, schema or option value, 3 the host refused the token \
             (HTTP 401/403), 64 a command line that cannot be parsed.
-            """
+            """,
+        version: StateCastVersion.line(program: "statecast-viewer", libwebsockets: ViewerClient.libwebsocketsVersion)
     )
+
+    /// `-V` as well as `--version`, like websocat and curl.
+    static func main() async {
+        await main(StateCastVersion.expandingShortVersionFlag(Array(CommandLine.arguments.dropFirst())))
+    }
 
     @Argument(help: ArgumentHelp(
         "The host's address, for example ws://192.168.1.20:9876; give several (a host and its relays) to fail over between them.",
@@ -48,17 +55,20 @@ struct StatecastViewer: AsyncParsableCommand {
         "With several URLs: wait this long (±20 % jitter) before trying the next one after a failure.", valueName: "ms"))
     var failoverDelayMs: Int = 250
 
-    @Option(help: ArgumentHelp(
+    @Option(name: [.short, .long], help: ArgumentHelp(
         "live (a view redrawn in place; default on a terminal), json-lines (one JSON line per change; default otherwise) or quiet.",
         valueName: "format"
     ))
     var format: OutputFormat?
 
-    @Option(help: ArgumentHelp("Keep FILE equal to the current state (replaced atomically).", valueName: "FILE"))
+    @Option(name: [.short, .long], help: ArgumentHelp("Keep FILE equal to the current state (replaced atomically).", valueName: "FILE"))
     var output: String?
 
     @Flag(help: "Print the first full state and exit.")
     var once = false
+
+    @Flag(name: .shortAndLong, help: "Print nothing but problems: the same as --format quiet.")
+    var quiet = false
 
     @Option(name: .customLong("once-timeout-s"), help: ArgumentHelp("With --once: give up after this many seconds.", valueName: "seconds"))
     var onceTimeoutSeconds: Double = 10
@@ -84,7 +94,7 @@ struct StatecastViewer: AsyncParsableCommand {
     ))
     var pingTimeoutSeconds: Int = 60
 
-    @Option(help: ArgumentHelp(
+    @Option(name: [.short, .long], help: ArgumentHelp(
         "The token the host requires (sent as Authorization: Bearer). Any user on this machine can read it in `ps`: "
             + "prefer --token-file or STATECAST_TOKEN.",
         valueName: "token"))
@@ -97,7 +107,7 @@ struct StatecastViewer: AsyncParsableCommand {
     @Option(help: ArgumentHelp("PEM file of the CA that signed the host's certificate (for wss:// with a private CA).", valueName: "FILE"))
     var ca: String?
 
-    @Flag(help: "Do not verify the host's certificate (wss://). Anyone on the path could read and change the state.")
+    @Flag(name: [.customShort("k"), .long], help: "Do not verify the host's certificate (wss://). Anyone on the path could read and change the state.")
     var insecure = false
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
@@ -111,7 +121,8 @@ struct StatecastViewer: AsyncParsableCommand {
     /// Why the viewer stops.
     enum Outcome: Sendable {
         case printedOnce
-        case interrupted
+        /// SIGINT or SIGTERM (the signal's number).
+        case interrupted(Int32)
         case notAuthorized(Int)
         case onceTimedOut
         case outputFailed(String)
@@ -120,6 +131,7 @@ struct StatecastViewer: AsyncParsableCommand {
 
     func validate() throws {
         guard !urls.isEmpty else { throw ValidationError("give the host's address, for example ws://192.168.1.20:9876") }
+        if quiet, let format, format != .quiet { throw ValidationError("-q/--quiet and --format \(format.rawValue) contradict each other; give one") }
         guard failoverDelayMs >= 0 else { throw ValidationError("--failover-delay-ms must be 0 or more, got \(failoverDelayMs)") }
         guard token == nil || tokenFile == nil else {
             throw ValidationError("give the token once: either --token or --token-file, not both")
@@ -169,7 +181,7 @@ struct StatecastViewer: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
-        let format = once ? .quiet : (self.format ?? (Terminal.stdoutIsTTY ? .live : .jsonLines))
+        let format = once || quiet ? .quiet : (self.format ?? (Terminal.stdoutIsTTY ? .live : .jsonLines))
         let outcome = await follow(viewer, format: format, stateFile: stateFile)
         var logger = Logger(label: "statecast.viewer")
         logger.logLevel = level
@@ -191,7 +203,7 @@ struct StatecastViewer: AsyncParsableCommand {
 
         let outcome = await withTaskGroup(of: Outcome.self) { group -> Outcome in
             group.addTask {
-                await signals.next() ? .interrupted : .streamEnded
+                await signals.next().map { .interrupted($0) } ?? .streamEnded
             }
             group.addTask {
                 var previous: ConnectionState = .disconnected
@@ -257,7 +269,7 @@ struct StatecastViewer: AsyncParsableCommand {
         if case .interrupted = outcome {
             // A second Ctrl-C while the close handshake runs quits at once.
             Task.detached {
-                if await signals.next() { Glibc.exit(130) }
+                if await signals.next() != nil { Glibc.exit(130) }
             }
         }
         await viewer.disconnect()
@@ -278,6 +290,9 @@ struct StatecastViewer: AsyncParsableCommand {
             }
         }
         switch outcome {
+        case .interrupted(let number) where once:
+            // --once ended by a signal before any state: the shell's 128+N (130 Ctrl-C, 143 SIGTERM).
+            throw ExitCode(128 + number)
         case .printedOnce, .interrupted, .streamEnded:
             return
         case let .notAuthorized(status):
@@ -435,10 +450,10 @@ final class SignalWatcher: Sendable {
         }
     }
 
-    /// Waits for the next signal; false when the watcher stopped (or the task was cancelled) first.
-    func next() async -> Bool {
+    /// Waits for the next signal and returns its number; nil when the watcher stopped (or the task was cancelled) first.
+    func next() async -> Int32? {
         var iterator = stream.makeAsyncIterator()
-        return await iterator.next() != nil
+        return await iterator.next()
     }
 
     func stop() {
