@@ -504,7 +504,18 @@ export class StateCastClient {
       if (change !== null) o.onState?.(change.session, change);
     };
     socket.onerror = () => {
-      // A close event follows; reconnecting is decided there.
+      // Browsers close the socket and follow with a close event, where reconnecting
+      // is decided. Node's WebSocket (undici) fires only this error when the
+      // handshake fails on the network and stays CONNECTING: take it as the close.
+      if (this.#socket !== socket || socket.readyState !== 0) return;
+      this.#socket = null;
+      this.#detach(socket);
+      try {
+        socket.close();
+      } catch {
+        // Nothing to close.
+      }
+      if (!this.#intentional) this.#scheduleReconnect(null, "the connection failed during the handshake");
     };
     socket.onclose = (event) => {
       if (this.#socket !== socket) return;
