@@ -105,6 +105,7 @@ typedef struct statecast_pss {
     uint8_t resume_pending;      // resume from next_seq - 1 on the next writeable
     uint8_t preamble_due;        // SSE: send "retry:" before the first event
     int64_t last_write_us;       // SSE: when we last wrote (keepalive comments)
+    int64_t write_wanted_us;     // SSE: when the pending writeable callback was asked for (stall detection)
     uint8_t is_echo;             // the opt-in echo endpoint (not a viewer)
     uint8_t too_big;             // sent a message over the limit: close with 1009 on the next writeable
     unsigned char *http_body;    // HTTP response body (malloc), for HTTP_WRITEABLE
@@ -236,6 +237,16 @@ static inline const char *statecast_http_method(struct lws *wsi) {
 #endif
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI)) return "HEAD";
     return "OTHER";
+}
+
+/// POLLRDHUP (Linux: the peer shut its side down), which Swift's Glibc module
+/// does not export; SSE viewers are probed with it.
+static inline short statecast_pollrdhup(void) {
+#ifdef POLLRDHUP
+    return POLLRDHUP;
+#else
+    return 0x2000;
+#endif
 }
 
 static inline int statecast_frame_is_binary(struct lws *wsi) { return lws_frame_is_binary(wsi); }

@@ -1,11 +1,8 @@
 public import Envelope
 
 extension SessionChange {
-    /// The change that turns `old` into `new`, or `nil` when nothing changed.
-    ///
-    /// Anything other than `config` changing, or a config key being removed,
-    /// gives `.full`; otherwise the config keys whose values changed (JSON
-    /// equality, so `1` and `1.0` are the same) give `.config`.
+    /// The change that turns `old` into `new`, or `nil` when nothing changed,
+    /// as ``SessionDiff`` (the one classifier of SPEC §2) decides it.
     ///
     /// ```swift
     /// if let change = SessionChange(from: current, to: updated) {
@@ -13,16 +10,16 @@ extension SessionChange {
     /// }
     /// ```
     public init?(from old: Session, to new: Session) {
-        if old.name != new.name
-            || old.data != new.data
-            || JSONValue.object(old.metadata) != JSONValue.object(new.metadata)
-            || old.config.keys.contains(where: { new.config[$0] == nil })
-        {
-            self = .full
-            return
+        self.init(SessionDiff(from: old, to: new))
+    }
+
+    /// The change for a classification: `.full` for a `session_update`,
+    /// `.config` for a `config_update`, `nil` for nothing.
+    public init?(_ diff: SessionDiff) {
+        switch diff {
+        case .nothing: return nil
+        case .configUpdate(let changes): self = .config(changes)
+        case .sessionUpdate: self = .full
         }
-        let changed = new.config.filter { key, value in old.config[key] != value }
-        guard !changed.isEmpty else { return nil }
-        self = .config(changed)
     }
 }

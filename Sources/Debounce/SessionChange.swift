@@ -17,8 +17,9 @@ public import Envelope
 public enum SessionChange: Sendable {
     /// Changed config keys and their new values (last value wins on merge).
     case config(JSONObject)
-    /// A structural change (`name`, `data` or `metadata`) or a removed config
-    /// key: the batch becomes a full `session_update`.
+    /// A structural change (`name`, `data` or `metadata`), a config key added
+    /// or removed, or a config value changing its JSON kind (``SessionDiff``):
+    /// the batch becomes a full `session_update`.
     case full
 
     /// Whether this change carries nothing: an empty `.config`.

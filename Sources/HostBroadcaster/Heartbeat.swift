@@ -26,6 +26,16 @@ struct Heartbeat: Sendable, Equatable {
         return .none
     }
 
+    /// The decision for one Server-Sent Events viewer at `now`, which cannot
+    /// answer pings: its liveness is whether its output drains. `waitingSince`
+    /// is when the host asked to write to it and the socket has not taken
+    /// data since (nil: nothing is waiting). Output stuck for the ping timeout
+    /// hangs it up, like a WebSocket viewer silent for that long.
+    func sseAction(now: Int64, waitingSince: Int64?) -> Action {
+        guard let waitingSince, now - waitingSince >= timeoutMicros else { return .none }
+        return .hangUp
+    }
+
     /// How often to sweep: a quarter of the ping interval, between 100 ms and 5 s.
     var sweepIntervalMicros: Int64 {
         min(5_000_000, max(100_000, pingIntervalMicros / 4))

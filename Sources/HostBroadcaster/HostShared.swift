@@ -20,7 +20,7 @@ final class HostShared: Sendable {
         var startedAt: Int64 = 0
         var running = false
         var localIp = "127.0.0.1"
-        /// This run's id: sent in every session_update; a resume naming another epoch gets the full state.
+        /// This run's id: sent in every envelope; a resume naming another epoch gets the full state.
         var epoch: String
         /// Extra members for `/status` (a relay's role and upstream state).
         var statusExtras: JSONObject = [:]
@@ -36,13 +36,13 @@ final class HostShared: Sendable {
 
     var epoch: String { state.withLock { $0.epoch } }
 
-    /// Applies `payload`, assigns the next seq, encodes once and queues it.
+    /// Classifies `payload` against the state, assigns the next seq, encodes once and queues it.
     func publish(_ payload: Envelope.Payload) -> Int64 {
         state.withLock { state in
             state.seq += 1
+            let payload = Self.classified(payload, over: state.session)
             Self.apply(payload, to: &state.session)
-            let isFull = if case .sessionUpdate = payload { true } else { false }
-            let envelope = Envelope(payload, seq: state.seq, epoch: isFull ? state.epoch : nil)
+            let envelope = Envelope(payload, seq: state.seq, epoch: state.epoch)
             Self.enqueue(envelope, resetsViewers: false, in: &state)
             onBroadcast?(envelope, state.session)
             return state.seq
@@ -61,17 +61,34 @@ final class HostShared: Sendable {
                 state.seq = seq
                 Self.apply(envelope.payload, to: &state.session)
                 // Another epoch: cursors of the old run mean nothing; everyone starts afresh.
-                Self.enqueue(envelope, resetsViewers: newEpoch, in: &state)
+                Self.enqueue(Envelope(envelope.payload, seq: seq, epoch: state.epoch), resetsViewers: newEpoch, in: &state)
                 return .applied
             case .configUpdate:
+                // A config_update of another run cannot be merged into this one's state.
+                if let epoch = envelope.epoch, epoch != state.epoch { return .gap }
                 if seq <= state.seq { return .stale }
                 guard seq == state.seq + 1 else { return .gap }
                 state.seq = seq
-                Self.apply(envelope.payload, to: &state.session)
-                Self.enqueue(envelope, resetsViewers: false, in: &state)
+                let payload = Self.classified(envelope.payload, over: state.session)
+                Self.apply(payload, to: &state.session)
+                Self.enqueue(Envelope(payload, seq: seq, epoch: state.epoch), resetsViewers: false, in: &state)
                 return .applied
             }
         }
+    }
+
+    /// A `config_update` that would add a config key or change a value's JSON
+    /// kind goes out as the full state instead (``SessionDiff``, SPEC §2), so
+    /// that a viewer's derived whitelist accepts every `config_update` it gets,
+    /// whoever made the payload (an app calling `broadcast`, a relay's upstream).
+    static func classified(_ payload: Envelope.Payload, over session: Session) -> Envelope.Payload {
+        guard case .configUpdate(let changes) = payload else { return payload }
+        var next = session
+        for (key, value) in changes { next.config[key] = value }
+        if case .sessionUpdate = SessionDiff(from: session, to: next, changedConfigKeys: changes.keys) {
+            return .sessionUpdate(next)
+        }
+        return payload
     }
 
     func setStatusExtras(_ extras: JSONObject) {
@@ -89,7 +106,8 @@ final class HostShared: Sendable {
 
     private static func enqueue(_ envelope: Envelope, resetsViewers: Bool, in state: inout State) {
         let isFull = if case .sessionUpdate = envelope.payload { true } else { false }
-        let message = OutgoingMessage(seq: envelope.seq ?? state.seq, isFullState: isFull, bytes: envelope.encoded(), resetsViewers: resetsViewers)
+        let message = OutgoingMessage(seq: envelope.seq ?? state.seq, epoch: state.epoch, isFullState: isFull,
+                                      bytes: envelope.encoded(), resetsViewers: resetsViewers)
         if let context = state.context {
             state.inbox.append(message)
             lws_cancel_service(context.pointer)

@@ -11,6 +11,8 @@ final class OutgoingMessage: @unchecked Sendable {
     // service thread reads it and lets lws write into the headroom. `sse` is
     // created and read on the service thread only.
     let seq: Int64
+    /// The host run that numbered `seq` (the SSE event id carries it); nil for control messages.
+    let epoch: String?
     let isFullState: Bool
     let payloadCount: Int
     /// A relay's upstream changed epoch: every viewer needs the full state again.
@@ -19,8 +21,9 @@ final class OutgoingMessage: @unchecked Sendable {
     static let headroom = Int(statecast_lws_pre())
 
     /// Copies `bytes` behind the headroom.
-    init(seq: Int64, isFullState: Bool, bytes: [UInt8], resetsViewers: Bool = false) {
+    init(seq: Int64, epoch: String? = nil, isFullState: Bool, bytes: [UInt8], resetsViewers: Bool = false) {
         self.seq = seq
+        self.epoch = epoch
         self.isFullState = isFullState
         self.resetsViewers = resetsViewers
         self.payloadCount = bytes.count
@@ -64,22 +67,23 @@ final class OutgoingMessage: @unchecked Sendable {
     /// shared by every SSE viewer (service thread only).
     var serverSentEvent: OutgoingMessage {
         if let sse { return sse }
-        let made = OutgoingMessage(seq: seq, isFullState: isFullState, bytes: Self.renderEvent(envelope: bytes, seq: seq, isFullState: isFullState))
+        let rendered = Self.renderEvent(envelope: bytes, id: Resume.eventID(epoch: epoch, seq: seq), isFullState: isFullState)
+        let made = OutgoingMessage(seq: seq, epoch: epoch, isFullState: isFullState, bytes: rendered)
         sse = made
         return made
     }
     private var sse: OutgoingMessage?
 
-    /// `event: TYPE` / `id: SEQ` / `data: PAYLOAD`: the payload is cut out of the
+    /// `event: TYPE` / `id: EPOCH:SEQ` / `data: PAYLOAD`: the payload is cut out of the
     /// envelope's bytes (the encoder writes `payload` last; compact JSON has no
     /// raw newlines, so it fits one `data:` line).
-    static func renderEvent(envelope: [UInt8], seq: Int64, isFullState: Bool) -> [UInt8] {
+    static func renderEvent(envelope: [UInt8], id: String, isFullState: Bool) -> [UInt8] {
         let marker = Array(#""payload":"#.utf8)
         var payload = ArraySlice<UInt8>()
         if let range = envelope.firstRange(of: marker), envelope.last == UInt8(ascii: "}") {
             payload = envelope[range.upperBound..<(envelope.endIndex - 1)]
         }
-        var out = Array("event: \(isFullState ? "session_update" : "config_update")\nid: \(seq)\ndata: ".utf8)
+        var out = Array("event: \(isFullState ? "session_update" : "config_update")\nid: \(id)\ndata: ".utf8)
         out.append(contentsOf: payload)
         out.append(contentsOf: [10, 10])
         return out

@@ -35,6 +35,10 @@ final class ServiceCore: @unchecked Sendable {
     let sweepTimer: UnsafeMutablePointer<statecast_timer>
     let pollTimer: UnsafeMutablePointer<statecast_timer>
     let stopTimer: UnsafeMutablePointer<statecast_timer>
+    /// Checks SSE viewers' sockets for a departed peer (``probeEventStreams()``).
+    let sseProbeTimer: UnsafeMutablePointer<statecast_timer>
+    /// How often SSE sockets are checked for a peer that closed.
+    static let sseProbeMicros: Int64 = 100_000
     private let pingBuffer: UnsafeMutableRawBufferPointer
     /// Scratch for ``writeBatch``: headroom plus `batchCapacity` bytes of frames.
     private let batchBuffer: UnsafeMutableRawBufferPointer
@@ -51,7 +55,8 @@ final class ServiceCore: @unchecked Sendable {
         sweepTimer = .allocate(capacity: 1)
         pollTimer = .allocate(capacity: 1)
         stopTimer = .allocate(capacity: 1)
-        for timer in [sweepTimer, pollTimer, stopTimer] {
+        sseProbeTimer = .allocate(capacity: 1)
+        for timer in [sweepTimer, pollTimer, stopTimer, sseProbeTimer] {
             timer.initialize(to: statecast_timer())
         }
         pingBuffer = .allocate(byteCount: OutgoingMessage.headroom + 16, alignment: 16)
@@ -64,6 +69,7 @@ final class ServiceCore: @unchecked Sendable {
         sweepTimer.deallocate()
         pollTimer.deallocate()
         stopTimer.deallocate()
+        sseProbeTimer.deallocate()
         pingBuffer.deallocate()
         batchBuffer.deallocate()
     }
@@ -73,7 +79,7 @@ final class ServiceCore: @unchecked Sendable {
     /// Creates the lws context. Returns the listening port, or nil.
     func createServer() -> Int? {
         let unmanaged = Unmanaged.passUnretained(self).toOpaque()
-        for timer in [sweepTimer, pollTimer, stopTimer] { timer.pointee.user = unmanaged }
+        for timer in [sweepTimer, pollTimer, stopTimer, sseProbeTimer] { timer.pointee.user = unmanaged }
         let bind = configuration.bindAddress
         let ipv4Only = bind.map { $0 == "0.0.0.0" || $0.allSatisfy { $0.isNumber || $0 == "." } } ?? false
         let listenAddress = (bind == "0.0.0.0") ? nil : bind
@@ -104,6 +110,7 @@ final class ServiceCore: @unchecked Sendable {
         let port = Int(statecast_server_port(created))
         scheduleSweep()
         schedulePoll()
+        scheduleEventStreamProbe()
         return port
     }
 
@@ -119,6 +126,7 @@ final class ServiceCore: @unchecked Sendable {
         statecast_timer_cancel(sweepTimer)
         statecast_timer_cancel(pollTimer)
         statecast_timer_cancel(stopTimer)
+        statecast_timer_cancel(sseProbeTimer)
         shared.detachContext()
         statecast_server_destroy(server)
         server = nil
@@ -257,8 +265,9 @@ final class ServiceCore: @unchecked Sendable {
                 return nil
             case .configs(let changes, let seq):
                 pss.pointee.next_seq = seq + 1
-                let bytes = Envelope(.configUpdate(changes), seq: seq).encoded()
-                return OutgoingMessage(seq: seq, isFullState: false, bytes: bytes)
+                let epoch = shared.epoch
+                let bytes = Envelope(.configUpdate(changes), seq: seq, epoch: epoch).encoded()
+                return OutgoingMessage(seq: seq, epoch: epoch, isFullState: false, bytes: bytes)
             case .fullState:
                 pss.pointee.needs_full_state = 1
             }
@@ -316,6 +325,7 @@ final class ServiceCore: @unchecked Sendable {
     }
 
     private func requestWrite(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) {
+        if pss.pointee.awaiting_write == 0 { pss.pointee.write_wanted_us = monotonicMicros() }
         pss.pointee.awaiting_write = 1
         lws_callback_on_writable(wsi)
     }
@@ -323,9 +333,9 @@ final class ServiceCore: @unchecked Sendable {
     /// The full state as of the newest seq, encoded once per seq and shared.
     private func currentSnapshot() -> OutgoingMessage {
         let (seq, session, epoch) = shared.snapshotSource()
-        if let snapshot, snapshot.seq == seq { return snapshot }
+        if let snapshot, snapshot.seq == seq, snapshot.epoch == epoch { return snapshot }
         let bytes = Envelope(.sessionUpdate(session), seq: seq, epoch: epoch).encoded()
-        let message = OutgoingMessage(seq: seq, isFullState: true, bytes: bytes)
+        let message = OutgoingMessage(seq: seq, epoch: epoch, isFullState: true, bytes: bytes)
         snapshot = message
         return message
     }
@@ -398,7 +408,15 @@ final class ServiceCore: @unchecked Sendable {
         for wsi in viewers {
             guard let pss = pss(wsi) else { continue }
             if pss.pointee.is_sse != 0 {
-                // SSE clients cannot answer pings; a comment keeps proxies from timing out.
+                // SSE clients cannot answer pings: one whose output has not drained for the
+                // ping timeout is gone or stuck (lws never times SSE out, LWS-NOTES).
+                let waitingSince = pss.pointee.awaiting_write != 0 ? pss.pointee.write_wanted_us : nil
+                if heartbeat.sseAction(now: now, waitingSince: waitingSince) == .hangUp {
+                    logger.debug("hanging up on an SSE viewer whose output stopped draining")
+                    statecast_kill_async(wsi)
+                    continue
+                }
+                // A comment keeps proxies from timing out (and gives a stuck client a write to stall on).
                 if now - pss.pointee.last_write_us >= sseKeepaliveMicros, pss.pointee.ping_due == 0 {
                     pss.pointee.ping_due = 1
                     if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
@@ -424,6 +442,41 @@ final class ServiceCore: @unchecked Sendable {
     func poll() {
         publishCountIfChanged()
         schedulePoll()
+    }
+
+    private func scheduleEventStreamProbe() {
+        guard let context else { return }
+        statecast_timer_schedule(context, sseProbeTimer, sseProbeTimerFired, Self.sseProbeMicros)
+    }
+
+    /// Finds SSE viewers whose peer has gone, with one `poll()` over their sockets.
+    ///
+    /// libwebsockets never reads an HTTP connection while its request is being
+    /// answered (state `DOING_TRANSACTION`, lib/roles/h1/ops-h1.c), so it saw a
+    /// closed SSE client only when a write failed (with the demo idle: never),
+    /// and the peer's FIN, level-triggered POLLIN, made its service loop spin
+    /// meanwhile. rx flow control cannot switch POLLIN off either: on an h1
+    /// connection it stops writes too. So the host looks itself, every
+    /// ``sseProbeMicros``: a hang-up (`POLLRDHUP`, `POLLHUP`, `POLLERR`) or any
+    /// data after the request (an SSE client sends none, lws would never read
+    /// it, and it would keep the loop spinning) closes the connection.
+    func probeEventStreams() {
+        var sockets: [pollfd] = []
+        var owners: [OpaquePointer] = []
+        for wsi in viewers {
+            guard let pss = pss(wsi), pss.pointee.is_sse != 0 else { continue }
+            let fd = lws_get_socket_fd(wsi)
+            guard fd >= 0 else { continue }
+            sockets.append(pollfd(fd: fd, events: statecast_pollrdhup() | Int16(POLLIN), revents: 0))
+            owners.append(wsi)
+        }
+        if !sockets.isEmpty, Glibc.poll(&sockets, nfds_t(sockets.count), 0) > 0 {
+            for (socket, wsi) in zip(sockets, owners) where socket.revents != 0 {
+                logger.debug("an SSE viewer closed its connection")
+                statecast_kill_async(wsi)
+            }
+        }
+        scheduleEventStreamProbe()
     }
 
     private func publishCountIfChanged() {
@@ -478,15 +531,17 @@ final class ServiceCore: @unchecked Sendable {
     }
 
     /// `GET /events`: a Server-Sent Events viewer. `Last-Event-ID` (header or
-    /// `?lastEventId=`) resumes like a WebSocket's `?since=`.
+    /// `?lastEventId=`, `EPOCH:SEQ`, or `SEQ` with `&epoch=`) resumes like a
+    /// WebSocket's `?since=&epoch=`.
     private func startEventStream(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
         if let refusal = access.check(Self.request(wsi, isUpgrade: false), clientCount: viewers.count)
             ?? capacityRefusal() {
             writeRefusal(wsi, refusal)
             return -1
         }
-        let since = Self.header(wsi, "last-event-id:").flatMap { Int64($0) }
-            ?? Self.queryArgument(wsi, "lastEventId=").flatMap { Int64($0) }
+        let position = Resume.ssePosition(
+            lastEventID: Self.header(wsi, "last-event-id:") ?? Self.queryArgument(wsi, "lastEventId="),
+            epochArgument: Self.queryArgument(wsi, "epoch="))
         var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
         let failed = head.withUnsafeMutableBufferPointer { buffer -> Bool in
             let start = buffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
@@ -496,7 +551,7 @@ final class ServiceCore: @unchecked Sendable {
         if failed { return -1 }
         pss.pointee.is_sse = 1
         pss.pointee.preamble_due = 1
-        viewerEstablished(wsi, pss, resumeFrom: since, epoch: Self.queryArgument(wsi, "epoch="))
+        viewerEstablished(wsi, pss, resumeFrom: position.since, epoch: position.epoch)
         return 0
     }
 
@@ -688,6 +743,7 @@ private func sweepTimerFired(_ timer: UnsafeMutablePointer<statecast_timer>?) { 
 private func pollTimerFired(_ timer: UnsafeMutablePointer<statecast_timer>?) { timerCore(timer)?.poll() }
 /// Only wakes the service loop so it can see the stop deadline.
 private func stopTimerFired(_ timer: UnsafeMutablePointer<statecast_timer>?) {}
+private func sseProbeTimerFired(_ timer: UnsafeMutablePointer<statecast_timer>?) { timerCore(timer)?.probeEventStreams() }
 
 /// The protocol callback: translates lws reasons into ServiceCore calls.
 private func hostCallback(

@@ -17,7 +17,8 @@ import Synchronization
 /// ```
 ///
 /// Within the debounce window changes coalesce: config keys merge (last value
-/// wins); a structural change or a removed key makes the batch a full update.
+/// wins); a structural change, an added or removed key or a value changing its
+/// JSON kind makes the batch a full update.
 /// When the window closes the store compares with what viewers last got and
 /// sends one `config_update` with exactly the changed keys, one
 /// `session_update`, or nothing when the values are the same again.
@@ -84,12 +85,14 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
 
     /// Sets one config field.
     public func setConfig(_ key: String, _ value: JSONValue) {
-        let changed = state.withLock { state in
-            guard state.live.config[key] != value else { return false }
-            state.live.config[key] = value
-            return true
+        let change: SessionChange? = state.withLock { state in
+            var next = state.live
+            next.config[key] = value
+            let change = SessionChange(SessionDiff(from: state.live, to: next, changedConfigKeys: [key]))
+            state.live = next
+            return change
         }
-        if changed { submit(.config([key: value])) }
+        if let change { submit(change) }
     }
 
     /// Replaces the whole state.
@@ -107,35 +110,24 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
     }
 
     /// The debounced batch is ready: compare with what viewers have and send.
+    ///
+    /// The classification is always made against what viewers last got
+    /// (``SessionDiff``), so a batch that added a key and then only changed
+    /// values, or set and removed a key, still comes out right.
     private func emit(_ change: SessionChange) {
         state.withLock { state in
-            let payload: Envelope.Payload?
-            switch change {
-            case .full:
-                switch SessionDiff(from: state.sent, to: state.live) {
-                case .nothing: payload = nil
-                case .configUpdate(let changes): payload = .configUpdate(changes)
-                case .sessionUpdate(let session): payload = .sessionUpdate(session)
-                }
-                state.sent = state.live
-            case .config(let keys):
-                var changes: JSONObject = [:]
-                var removed = false
-                for key in keys.keys {
-                    let now = state.live.config[key]
-                    guard now != state.sent.config[key] else { continue }
-                    if let now { changes[key] = now } else { removed = true }
-                }
-                if removed {
-                    // A key set and removed again inside the window: only a full state says so.
-                    payload = .sessionUpdate(state.live)
-                    state.sent = state.live
-                } else {
-                    payload = changes.isEmpty ? nil : .configUpdate(changes)
-                    for (key, value) in changes { state.sent.config[key] = value }
-                }
+            let diff = switch change {
+            case .full: SessionDiff(from: state.sent, to: state.live)
+            case .config(let keys): SessionDiff(from: state.sent, to: state.live, changedConfigKeys: keys.keys)
             }
-            if let payload { publish(payload) }
+            switch diff {
+            case .nothing: return
+            case .configUpdate(let changes):
+                for (key, value) in changes { state.sent.config[key] = value }
+            case .sessionUpdate:
+                state.sent = state.live
+            }
+            if let payload = diff.payload { publish(payload) }
         }
     }
 }

@@ -65,6 +65,8 @@ public final class ViewerClient: Sendable {
         var nextObserverID = 0
         var stateObservers: [Int: AsyncStream<ConnectionState>.Continuation] = [:]
         var changeObservers: [Int: AsyncStream<AppliedChange>.Continuation] = [:]
+        /// Config keys whose rejection under the explicit schema was already reported.
+        var reportedRejections: Set<String> = []
     }
 
     /// Creates a client for the host at `url` (`ws://HOST:PORT[/path]`). Nothing connects before ``start()``.
@@ -353,11 +355,27 @@ public final class ViewerClient: Sendable {
             }
             return outcome
         }
+        let rejected: [FieldSchema.Rejection]
         switch outcome {
-        case let .applied(change, rejected):
-            for rejection in rejected { logger.debug("\(rejection) (seq \(change.seq.map(String.init) ?? "none"))") }
+        case let .applied(change, list):
+            rejected = list
+            for rejection in list { logger.debug("\(rejection) (seq \(change.seq.map(String.init) ?? "none"))") }
         case let .dropped(reason):
+            if case let .nothingAccepted(list) = reason { rejected = list } else { rejected = [] }
             logger.debug("message dropped: \(reason)")
+        }
+        reportOnce(rejected)
+    }
+
+    /// Under an explicit schema, a field the host sends and the schema rejects
+    /// means this viewer will never show it: say so once per key, at warning
+    /// level, with the fix. (A derived schema follows the host's full states,
+    /// so its rejections stay at debug.)
+    private func reportOnce(_ rejected: [FieldSchema.Rejection]) {
+        guard !rejected.isEmpty, configuration.schema != nil else { return }
+        let fresh = core.withLock { core in rejected.filter { core.reportedRejections.insert($0.key).inserted } }
+        for rejection in fresh {
+            logger.warning("\(rejection); add \"\(rejection.key)\" to the schema with the type the host sends (--field \(rejection.key):TYPE or the --schema file) to follow it")
         }
     }
 

@@ -62,11 +62,21 @@ struct SessionChangeTests {
         #expect(SessionChange(from: base, to: reordered) == nil)
     }
 
-    @Test func changedAndAddedConfigKeysGiveConfig() {
+    @Test func changedConfigKeysGiveConfig() {
         var new = base
         new.config["speed"] = .double(2)
-        new.config["fresh"] = .bool(true)
-        #expect(SessionChange(from: base, to: new) == .config(["speed": .double(2), "fresh": .bool(true)]))
+        new.config["mode"] = .string("pulse")
+        #expect(SessionChange(from: base, to: new) == .config(["speed": .double(2), "mode": .string("pulse")]))
+    }
+
+    @Test func addedConfigKeyOrChangedKindGivesFull() {
+        var added = base
+        added.config["speed"] = .double(2)
+        added.config["fresh"] = .bool(true)
+        #expect(SessionChange(from: base, to: added) == .full)
+        var retyped = base
+        retyped.config["speed"] = .string("fast")
+        #expect(SessionChange(from: base, to: retyped) == .full)
     }
 
     @Test func removedConfigKeyGivesFull() {

@@ -49,11 +49,61 @@ struct SessionDiffTests {
         #expect(keys["on"] == false)
     }
 
-    @Test("an added config key is a config_update")
+    @Test("an added config key is a session_update (a derived whitelist would reject it)")
     func addedConfigKey() {
         var changed = Self.base
         changed.config["color"] = "red"
-        #expect(SessionDiff(from: Self.base, to: changed) == .configUpdate(["color": "red"]))
+        #expect(SessionDiff(from: Self.base, to: changed) == .sessionUpdate(changed))
+    }
+
+    /// One config key `k` going from `before` to `after` (nil: absent), and what must be sent.
+    static let configCases: [(before: JSONValue?, after: JSONValue?, expected: String)] = [
+        (1, 2, "config"),                  // same kind, new value
+        (1, 2.5, "config"),                // int → double: both "number", not a kind change
+        (2.5, 3, "config"),
+        (1, 1.0, "nothing"),               // JSON-equal
+        ("a", "b", "config"),
+        (true, false, "config"),
+        (["x": 1], ["x": 2], "config"),
+        ([1], [1, 2], "config"),
+        (1, "loud", "session"),            // number → string
+        (.null, 1, "session"),             // null → value is a kind change
+        (1, .null, "session"),             // value → null too
+        (true, 1, "session"),
+        ([1], ["x": 1], "session"),        // array → object
+        (nil, 1, "session"),               // added
+        (1, nil, "session"),               // removed
+        (nil, nil, "nothing"),
+    ]
+
+    @Test("one classifier: value changes are config_updates, kind and key-set changes session_updates",
+          arguments: configCases.indices)
+    func classificationTable(_ index: Int) {
+        let (before, after, expected) = Self.configCases[index]
+        var old = Self.base
+        old.config["k"] = before
+        var new = Self.base
+        new.config["k"] = after
+        for diff in [SessionDiff(from: old, to: new), SessionDiff(from: old, to: new, changedConfigKeys: ["k"])] {
+            switch (expected, diff) {
+            case ("nothing", .nothing): break
+            case ("config", .configUpdate(let changes)): #expect(JSONValue.object(changes) == .object(["k": after!]))
+            case ("session", .sessionUpdate(let session)): #expect(session == new)
+            default: Issue.record("\(String(describing: before)) → \(String(describing: after)): expected \(expected), got \(diff)")
+            }
+        }
+    }
+
+    @Test("the keyed form lists changes in the new config's order, whatever order the keys come in")
+    func keyedFormKeepsConfigOrder() {
+        var changed = Self.base
+        changed.config["on"] = false
+        changed.config["speed"] = 2
+        guard case let .configUpdate(keys) = SessionDiff(from: Self.base, to: changed, changedConfigKeys: ["on", "speed"]) else {
+            Issue.record("expected a config update")
+            return
+        }
+        #expect(Array(keys.keys) == ["speed", "on"])
     }
 
     @Test("a removed config key is a session_update")

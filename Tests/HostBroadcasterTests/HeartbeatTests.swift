@@ -25,6 +25,17 @@ import Testing
         #expect(policy.action(now: 60 * second, lastHeard: 0, lastPing: 30 * second) == .hangUp)
     }
 
+    @Test func sseViewerWhoseOutputDrainsIsLeftAlone() {
+        #expect(policy.sseAction(now: 500 * second, waitingSince: nil) == .none)
+        #expect(policy.sseAction(now: 59 * second, waitingSince: 0) == .none)
+    }
+
+    @Test func sseViewerWhoseOutputIsStuckForTheTimeoutIsHungUpOn() {
+        #expect(policy.sseAction(now: 60 * second, waitingSince: 0) == .hangUp)
+        #expect(policy.sseAction(now: 100 * second, waitingSince: 40 * second) == .hangUp)
+        #expect(policy.sseAction(now: 100 * second, waitingSince: 40 * second + 1) == .none)
+    }
+
     @Test func answeringResetsTheClock() {
         #expect(policy.action(now: 61 * second, lastHeard: 40 * second, lastPing: nil) == .none)
     }

@@ -38,15 +38,18 @@ import Testing
         for viewer in viewers { _ = try viewer.readText() }
         let seqA = host.broadcast(.configUpdate(["speed": 2]))
         let seqB = host.broadcast(.configUpdate(["mode": "square"]))
-        #expect(seqA == 2 && seqB == 3)
+        // A key viewers do not have yet: a derived whitelist would reject it, so the full state goes out.
+        let seqC = host.broadcast(.configUpdate(["gain": 0.5]))
+        #expect(seqA == 2 && seqB == 3 && seqC == 4)
+        var expected = initial
+        expected.config = ["speed": 2, "mode": "square", "gain": 0.5]
         for viewer in viewers {
-            #expect(try envelope(try viewer.readText()) == Envelope(.configUpdate(["speed": 2]), seq: 2))
-            #expect(try envelope(try viewer.readText()) == Envelope(.configUpdate(["mode": "square"]), seq: 3))
+            #expect(try envelope(try viewer.readText()) == Envelope(.configUpdate(["speed": 2]), seq: 2, epoch: host.epoch))
+            #expect(try envelope(try viewer.readText()) == Envelope(.configUpdate(["mode": "square"]), seq: 3, epoch: host.epoch))
+            #expect(try envelope(try viewer.readText()) == Envelope(.sessionUpdate(expected), seq: 4, epoch: host.epoch))
         }
         let newcomer = try RawWebSocket(port: host.status.port)
-        var expected = initial
-        expected.config = ["speed": 2, "mode": "square"]
-        #expect(try envelope(try newcomer.readText()) == Envelope(.sessionUpdate(expected), seq: 3, epoch: host.epoch))
+        #expect(try envelope(try newcomer.readText()) == Envelope(.sessionUpdate(expected), seq: 4, epoch: host.epoch))
     }
 
     @Test func statusReportsViewersAndUnknownPathsAre404() throws {

@@ -137,11 +137,11 @@ struct RedisLiveTests {
         // A viewer that was at 1015 on another relay resumes here with the changes since, not the full state.
         let viewer = try RawWebSocket(port: relay.status.port, path: "/?since=1015&epoch=epoch-a")
         let first = try Envelope(decoding: Array(try viewer.readText().utf8))
-        #expect(first == Envelope(.configUpdate(["k": 20]), seq: 1020))
+        #expect(first == Envelope(.configUpdate(["k": 20]), seq: 1020, epoch: "epoch-a"))
 
         host.broadcast(.configUpdate(["k": 21]))
         let next = try Envelope(decoding: Array(try viewer.readText().utf8))
-        #expect(next == Envelope(.configUpdate(["k": 21]), seq: 1021))
+        #expect(next == Envelope(.configUpdate(["k": 21]), seq: 1021, epoch: "epoch-a"))
     }
 
     @Test("Redis lost and back empty: the host republishes, the relay reports degraded, then converges without going back")

@@ -69,5 +69,8 @@ struct RedisRelaySyncTests {
         #expect(RelaySync.step(for: state(15, k: 0), seq: 10, epoch: "e") == .resync)
         #expect(RelaySync.step(for: state(3, k: 0, epoch: "f"), seq: 10, epoch: "e") == .resync)
         #expect(RelaySync.step(for: Envelope(.configUpdate([:])), seq: 10, epoch: "e") == .ignore)
+        // config_updates carry their epoch too: one of another run is never merged, whatever its seq.
+        #expect(RelaySync.step(for: Envelope(.configUpdate(["k": 1]), seq: 11, epoch: "f"), seq: 10, epoch: "e") == .resync)
+        #expect(RelaySync.step(for: Envelope(.configUpdate(["k": 1]), seq: 11, epoch: "e"), seq: 10, epoch: "e") == .relay)
     }
 }

@@ -26,7 +26,9 @@ import Testing
         #expect(relay.relay(Envelope(.configUpdate(["k": 3]), seq: 101)) == .stale)
         #expect(relay.relay(Envelope(.configUpdate(["k": 4]), seq: 103)) == .gap)
         #expect(relay.relay(Envelope(.configUpdate(["k": 4]))) == .rejected)
-        #expect(try Envelope(decoding: Array(try viewer.readText().utf8)) == Envelope(.configUpdate(["k": 2]), seq: 101))
+        #expect(try Envelope(decoding: Array(try viewer.readText().utf8)) == Envelope(.configUpdate(["k": 2]), seq: 101, epoch: "upstream-1"))
+        // A config_update of another run is never merged into this one.
+        #expect(relay.relay(Envelope(.configUpdate(["k": 5]), seq: 102, epoch: "upstream-2")) == .gap)
         #expect(relay.status.seq == 101)
     }
 

@@ -31,11 +31,11 @@ import Glibc
         host.broadcast(.configUpdate(["speed": 2]))
         host.broadcast(.configUpdate(["mode": "square"]))
         host.broadcast(.configUpdate(["speed": 3]))
-        let last = host.broadcast(.configUpdate(["extra": true]))
+        let last = host.broadcast(.configUpdate(["mode": "saw"]))
         let returning = try RawWebSocket(port: host.status.port, path: "/?since=\(since)&epoch=\(host.epoch!)")
         let text = try returning.readText()
         let resumed = try Envelope(decoding: Array(text.utf8))
-        #expect(resumed == Envelope(.configUpdate(["speed": 3, "mode": "square", "extra": true]), seq: last))
+        #expect(resumed == Envelope(.configUpdate(["speed": 3, "mode": "saw"]), seq: last, epoch: host.epoch))
         #expect(text.utf8.count < full.utf8.count / 10)
         var state = try #require({ if case .sessionUpdate(let s) = start.payload { s } else { nil } }())
         if case .configUpdate(let changes) = resumed.payload { for (key, value) in changes { state.config[key] = value } }
@@ -65,7 +65,7 @@ import Glibc
         let viewer = try RawWebSocket(port: host.status.port, path: "/?since=\(current)&epoch=\(host.epoch!)")
         let next = host.broadcast(.configUpdate(["speed": 9]))
         let first = try Envelope(decoding: Array(try viewer.readText().utf8))
-        #expect(first == Envelope(.configUpdate(["speed": 9]), seq: next))
+        #expect(first == Envelope(.configUpdate(["speed": 9]), seq: next, epoch: host.epoch))
         #expect(host.status.clientCount == 1)
     }
 
@@ -80,21 +80,26 @@ import Glibc
         #expect(try stream.readEvent() == ["retry": "2000"])
         let first = try stream.readEvent()
         #expect(first["event"] == "session_update")
-        #expect(first["id"] == "\(host.status.seq)")
+        let epoch = try #require(host.epoch)
+        #expect(first["id"] == "\(epoch):\(host.status.seq)")
         #expect(try Session(json: try JSONValue(parsing: first["data"] ?? "")) == initial)
         let seq = host.broadcast(.configUpdate(["speed": 5]))
         let update = try stream.readEvent()
-        #expect(update == ["event": "config_update", "id": "\(seq)", "data": #"{"speed":5}"#])
+        #expect(update == ["event": "config_update", "id": "\(epoch):\(seq)", "data": #"{"speed":5}"#])
         #expect(host.status.clientCount == 1)
 
         host.broadcast(.configUpdate(["mode": "saw"]))
         let later = host.broadcast(.configUpdate(["speed": 6]))
-        let resumed = try RawHTTPStream(port: host.status.port, path: "/events", headers: ["Last-Event-ID: \(seq)"])
+        let resumed = try RawHTTPStream(port: host.status.port, path: "/events", headers: ["Last-Event-ID: \(epoch):\(seq)"])
         _ = try resumed.readEvent()
-        #expect(try resumed.readEvent() == ["event": "config_update", "id": "\(later)", "data": #"{"mode":"saw","speed":6}"#])
-        let byQuery = try RawHTTPStream(port: host.status.port, path: "/events?lastEventId=\(seq)")
+        #expect(try resumed.readEvent() == ["event": "config_update", "id": "\(epoch):\(later)", "data": #"{"mode":"saw","speed":6}"#])
+        let byQuery = try RawHTTPStream(port: host.status.port, path: "/events?lastEventId=\(seq)&epoch=\(epoch)")
         _ = try byQuery.readEvent()
-        #expect(try byQuery.readEvent()["id"] == "\(later)")
+        #expect(try byQuery.readEvent()["id"] == "\(epoch):\(later)")
+        // A bare seq names no run: it may be another run's, so the full state.
+        let bare = try RawHTTPStream(port: host.status.port, path: "/events", headers: ["Last-Event-ID: \(seq)"])
+        _ = try bare.readEvent()
+        #expect(try bare.readEvent()["event"] == "session_update")
     }
 
     @Test func idleEventStreamGetsKeepaliveComments() throws {

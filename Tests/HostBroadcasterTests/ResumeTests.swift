@@ -17,6 +17,28 @@ import Testing
         #expect(Resume.start(since: nil, epoch: nil, currentEpoch: "e", latestSeq: 10, log: log(2...10)) == .fullState)
     }
 
+    @Test func aSeqWithoutAnEpochMeansFullState() {
+        // A position is (epoch, seq): a seq alone may be another run's, even one that looks recent.
+        #expect(Resume.start(since: 7, epoch: nil, currentEpoch: "e", latestSeq: 10, log: log(2...10)) == .fullState)
+        #expect(Resume.start(since: 10, epoch: nil, currentEpoch: "e", latestSeq: 10, log: log(2...10)) == .fullState)
+    }
+
+    @Test func sseEventIDsCarryTheEpoch() {
+        #expect(Resume.eventID(epoch: "0a1b", seq: 42) == "0a1b:42")
+        #expect(Resume.eventID(epoch: nil, seq: 42) == "42")
+        #expect(Resume.eventID(epoch: "a\nb", seq: 1) == "ab:1")
+    }
+
+    @Test func ssePositionsNameTheEpochInTheIDOrTheQuery() {
+        #expect(Resume.ssePosition(lastEventID: "0a1b:42", epochArgument: nil) == (42, "0a1b"))
+        #expect(Resume.ssePosition(lastEventID: "0a1b:42", epochArgument: "other") == (42, "0a1b"))
+        #expect(Resume.ssePosition(lastEventID: "42", epochArgument: "0a1b") == (42, "0a1b"))
+        #expect(Resume.ssePosition(lastEventID: "42", epochArgument: nil) == (42, nil))
+        #expect(Resume.ssePosition(lastEventID: " 0a1b:42 ", epochArgument: nil) == (42, "0a1b"))
+        #expect(Resume.ssePosition(lastEventID: "0a1b:x", epochArgument: nil) == (nil, "0a1b"))
+        #expect(Resume.ssePosition(lastEventID: nil, epochArgument: "e") == (nil, "e"))
+    }
+
     @Test func anotherEpochMeansFullState() {
         #expect(Resume.start(since: 8, epoch: "old", currentEpoch: "e", latestSeq: 10, log: log(2...10)) == .fullState)
     }
@@ -32,7 +54,7 @@ import Testing
 
     @Test func upToDateAndWithinTheHistoryResume() {
         #expect(Resume.start(since: 10, epoch: "e", currentEpoch: "e", latestSeq: 10, log: log(2...10)) == .after(10))
-        #expect(Resume.start(since: 7, epoch: nil, currentEpoch: "e", latestSeq: 10, log: log(2...10)) == .after(7))
+        #expect(Resume.start(since: 7, epoch: "e", currentEpoch: "e", latestSeq: 10, log: log(2...10)) == .after(7))
         #expect(Resume.start(since: 1, epoch: "e", currentEpoch: "e", latestSeq: 1, log: MessageLog(maxBytes: 10, maxCount: 10)) == .after(1))
     }
 

@@ -74,6 +74,46 @@ import Testing
         #expect(sink.all == [.sessionUpdate(Session(name: "s", data: ["a": 1], config: ["speed": 1], metadata: [:]))])
     }
 
+    @Test func aBurstThatAddsAKeyThenChangesValuesSendsTheWholeState() async {
+        let (store, clock, sink) = makeStore()
+        store.setConfig("gain", 1)          // a new key: viewers' derived whitelists do not know it
+        store.setConfig("gain", 2)          // then only values change
+        store.setConfig("speed", 3)
+        await waitForTimer(clock)
+        await clock.advance(by: .seconds(1))
+        await settle { !sink.all.isEmpty }
+        #expect(sink.all == [.sessionUpdate(Session(name: "s", data: ["a": 1], config: ["speed": 3, "mode": "wave", "gain": 2], metadata: [:]))])
+    }
+
+    @Test func aValueChangingItsKindSendsTheWholeStateButIntToDoubleDoesNot() {
+        let (store, _, sink) = makeStore(interval: .zero)
+        store.setConfig("speed", 1.5)       // number → number
+        store.setConfig("speed", "loud")    // number → string
+        store.update { $0.config["mode"] = .null }   // string → null
+        #expect(sink.all.count == 3)
+        #expect(sink.all.first == .configUpdate(["speed": 1.5]))
+        #expect(sink.all.dropFirst().allSatisfy { if case .sessionUpdate = $0 { true } else { false } })
+    }
+
+    @Test func aKeyRemovedAndAddedAgainInLaterWindowsSendsTheWholeStateEachTime() {
+        let (store, _, sink) = makeStore(interval: .zero)
+        store.update { $0.config.removeValue(forKey: "mode") }
+        store.setConfig("mode", "wave")
+        #expect(sink.all.count == 2)
+        #expect(sink.all.allSatisfy { if case .sessionUpdate = $0 { true } else { false } })
+        #expect(store.session == initial)
+    }
+
+    @Test func broadcastingAConfigUpdateThatAddsAKeySendsTheWholeState() {
+        let session = Session(name: "s", config: ["speed": 1])
+        #expect(HostShared.classified(.configUpdate(["speed": 2]), over: session) == .configUpdate(["speed": 2]))
+        #expect(HostShared.classified(.configUpdate(["speed": 2.5]), over: session) == .configUpdate(["speed": 2.5]))
+        #expect(HostShared.classified(.configUpdate(["gain": 1]), over: session)
+            == .sessionUpdate(Session(name: "s", config: ["speed": 1, "gain": 1])))
+        #expect(HostShared.classified(.configUpdate(["speed": "fast"]), over: session)
+            == .sessionUpdate(Session(name: "s", config: ["speed": "fast"])))
+    }
+
     @Test func zeroIntervalSendsEveryChangeAtOnce() {
         let (store, _, sink) = makeStore(interval: .zero)
         store.setConfig("speed", 2)

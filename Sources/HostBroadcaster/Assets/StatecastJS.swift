@@ -247,17 +247,27 @@ export function jsonEqual(a, b) {
  *   schema, else the one derived from the last full state's config).
  * - config_update before any session_update, unknown types, malformed JSON
  *   and invalid envelopes are dropped and counted, never thrown.
+ * - seq and epoch follow every envelope after the first full state, a
+ *   config_update of which nothing was accepted included (its position has
+ *   been seen), so a resume never asks for it again.
+ * - Under an explicit schema, each rejected key is reported once through
+ *   `warn` (the host sends a field this viewer will never show).
  */
 export class ViewerState {
-  /** `schema`: an explicit whitelist (anything parseSchema takes); omit it to derive one. */
-  constructor({ schema } = {}) {
+  /**
+   * `schema`: an explicit whitelist (anything parseSchema takes); omit it to derive one.
+   * `warn(message)`: told once per key the explicit schema rejects.
+   */
+  constructor({ schema, warn } = {}) {
     this.explicitSchema = schema === undefined || schema === null ? null : parseSchema(schema);
+    this.warn = warn ?? null;
+    this.reportedRejections = new Set();
     this.derivedSchema = null;
     /** The current session ({name, data, config, metadata}), or null before the first full state. */
     this.session = null;
-    /** The seq of the last envelope applied, or null. */
+    /** The seq of the last envelope applied (or seen, after the first full state), or null. */
     this.seq = null;
-    /** The epoch of the last session_update, or null. */
+    /** The epoch (host run) of what this state holds, or null. */
     this.epoch = null;
     /** What was received, applied and dropped. */
     this.counters = {
@@ -348,7 +358,15 @@ export class ViewerState {
       const { accepted, rejected } = filterConfig(this.schema, payload);
       this.counters.rejectedFields += rejected.length;
       for (const r of rejected) dropped?.(r.reason);
+      if (this.explicitSchema !== null) {
+        for (const r of rejected) {
+          if (this.reportedRejections.has(r.key)) continue;
+          this.reportedRejections.add(r.key);
+          this.warn?.(`${r.reason}; add "${r.key}" to the schema with the type the host sends to follow it`);
+        }
+      }
       if (seq !== undefined) this.seq = seq;
+      if (typeof envelope.epoch === "string") this.epoch = envelope.epoch;
       const changedKeys = Object.keys(accepted);
       if (changedKeys.length === 0) return null;
       const previous = this.session;
@@ -383,6 +401,7 @@ export class ViewerState {
  *   { state: "connecting" | "connected" | "reconnecting" | "disconnected",
  *     attempt, delayMs, retryAt, code, reason }
  * - onDrop(reason): a message or field was dropped (for debugging)
+ * - onWarn(message): a key the explicit schema rejects, once per key (default: console.warn)
  * - backoff: { initialMs, factor, maxMs, jitter } (jitter 0 or false: exact delays)
  * - resume: send since/epoch when reconnecting (default true)
  * - WebSocket, setTimeout, clearTimeout, random, now: injectable for tests
@@ -414,7 +433,8 @@ export class StateCastClient {
     if (typeof o.WebSocket !== "function") throw new TypeError("no WebSocket implementation: pass options.WebSocket");
     this.#options = o;
     /** The applied state; `state.session` is the current session. */
-    this.state = new ViewerState({ schema: o.schema });
+    o.onWarn ??= (message) => globalThis.console?.warn(`statecast: ${message}`);
+    this.state = new ViewerState({ schema: o.schema, warn: o.onWarn });
   }
 
   /** The URL this client connects (or will connect) to, without the resume query. */

@@ -46,7 +46,7 @@ struct PublishedHistory {
     mutating func record(_ envelope: Envelope, state: Session) {
         guard let seq = envelope.seq, seq > currentSeq else { return }
         var stored = envelope
-        if case .sessionUpdate = envelope.payload { stored.epoch = epoch }
+        stored.epoch = epoch
         if seq != currentSeq + 1 {
             // Cannot happen with a host's own broadcasts; never bridge a gap.
             entries.removeAll()

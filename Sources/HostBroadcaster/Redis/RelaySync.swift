@@ -64,7 +64,7 @@ enum RelaySync {
 
     static func step(for envelope: Envelope, seq: Int64, epoch: String) -> Step {
         guard let incoming = envelope.seq else { return .ignore }
-        if case .sessionUpdate = envelope.payload, let other = envelope.epoch, other != epoch { return .resync }
+        if let other = envelope.epoch, other != epoch { return .resync }
         if incoming <= seq { return .ignore }
         if incoming == seq + 1 { return .relay }
         return .resync

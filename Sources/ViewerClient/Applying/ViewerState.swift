@@ -12,6 +12,9 @@ public import Envelope
 ///   the next `session_update` does.
 /// - A `config_update` before any full state is ignored (there is nothing
 ///   to merge into, and no derived whitelist).
+/// - ``lastSeq`` and ``lastEpoch`` follow every envelope applied after the
+///   first full state, including a `config_update` of which nothing was
+///   accepted (its position has been seen), so a resume never asks for it again.
 /// - Binary messages, malformed JSON, invalid envelopes, unknown `type`s and
 ///   rejected keys are dropped and counted in ``counters``.
 ///
@@ -70,9 +73,11 @@ public struct ViewerState: Sendable {
     public private(set) var session: Session?
     /// What was received and dropped so far.
     public private(set) var counters = ViewerCounters()
-    /// The `seq` of the last applied envelope that had one.
+    /// The `seq` of the last envelope applied with one, or seen with one: a
+    /// `config_update` of which the whitelist accepted nothing still moves it.
     public private(set) var lastSeq: Int64?
-    /// The `epoch` (host run id) of the last `session_update`; nil if it had none.
+    /// The `epoch` (host run id) of what the viewer holds: from the last
+    /// `session_update`, or a later `config_update` that names one; nil if none did.
     public private(set) var lastEpoch: String?
     private var derivedSchema: FieldSchema?
 
@@ -134,6 +139,10 @@ public struct ViewerState: Sendable {
             }
             let result = schema.filter(update)
             counters.rejectedFields += result.rejected.count
+            // The viewer has seen this position even if it took nothing from it:
+            // resuming from an older seq would only bring the same envelope again.
+            if let seq = envelope.seq { lastSeq = seq }
+            if let epoch = envelope.epoch { lastEpoch = epoch }
             guard !result.accepted.isEmpty else {
                 counters.configUpdatesRejected += 1
                 return .dropped(.nothingAccepted(rejected: result.rejected))
@@ -143,7 +152,6 @@ public struct ViewerState: Sendable {
             }
             session = current
             counters.configUpdatesApplied += 1
-            if let seq = envelope.seq { lastSeq = seq }
             return .applied(
                 AppliedChange(seq: envelope.seq, type: envelope.type, changedKeys: Array(result.accepted.keys),
                               session: current),
