@@ -105,7 +105,7 @@ typedef struct statecast_pss {
     uint8_t resume_pending;      // resume from next_seq - 1 on the next writeable
     uint8_t preamble_due;        // SSE: send "retry:" before the first event
     int64_t last_write_us;       // SSE: when we last wrote (keepalive comments)
-    int64_t write_wanted_us;     // SSE: when the pending writeable callback was asked for (stall detection)
+    int64_t write_wanted_us;     // SSE: since when a pending write has found the socket full (stall detection)
     uint8_t is_echo;             // the opt-in echo endpoint (not a viewer)
     uint8_t too_big;             // sent a message over the limit: close with 1009 on the next writeable
     unsigned char *http_body;    // HTTP response body (malloc), for HTTP_WRITEABLE

@@ -42,14 +42,32 @@ public enum SessionDiff: Sendable, Equatable {
         self = Self.classifyConfig(from: old, to: new, keys: keys)
     }
 
+    /// How one config key's change counts (nil: the key is absent).
+    public enum KeyChange: Sendable, Equatable {
+        /// The same value (JSON equality): nothing to send.
+        case unchanged
+        /// A new value of the same ``JSONKind``: a `config_update` can carry it.
+        case value
+        /// The key was added or removed, or its value changed kind: only a `session_update` can.
+        case shape
+    }
+
+    /// The rule for one config key going from `old` to `new` (nil: absent).
+    public static func keyChange(from old: JSONValue?, to new: JSONValue?) -> KeyChange {
+        if old == new { return .unchanged }
+        guard let old, let new, old.kind == new.kind else { return .shape }
+        return .value
+    }
+
     private static func classifyConfig(from old: Session, to new: Session, keys: some Sequence<String>) -> SessionDiff {
         var changed: JSONObject = [:]
         for key in keys {
-            let before = old.config[key]
             let after = new.config[key]
-            guard before != after else { continue }
-            guard let before, let after, before.kind == after.kind else { return .sessionUpdate(new) }
-            changed[key] = after
+            switch keyChange(from: old.config[key], to: after) {
+            case .unchanged: continue
+            case .shape: return .sessionUpdate(new)
+            case .value: changed[key] = after
+            }
         }
         guard !changed.isEmpty else { return .nothing }
         // In the new config's order, whatever order `keys` came in.

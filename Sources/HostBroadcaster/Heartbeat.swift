@@ -28,9 +28,10 @@ struct Heartbeat: Sendable, Equatable {
 
     /// The decision for one Server-Sent Events viewer at `now`, which cannot
     /// answer pings: its liveness is whether its output drains. `waitingSince`
-    /// is when the host asked to write to it and the socket has not taken
-    /// data since (nil: nothing is waiting). Output stuck for the ping timeout
-    /// hangs it up, like a WebSocket viewer silent for that long.
+    /// is since when the host has been waiting to write to it with its socket
+    /// full (nil: nothing is waiting; a socket with room again restarts the
+    /// wait, so a slow reader that still drains is kept). Output stuck for the
+    /// ping timeout hangs it up, like a WebSocket viewer silent for that long.
     func sseAction(now: Int64, waitingSince: Int64?) -> Action {
         guard let waitingSince, now - waitingSince >= timeoutMicros else { return .none }
         return .hangUp

@@ -42,9 +42,10 @@ public final class HostBroadcaster: Sendable {
     /// Binds and starts serving `initial`. Returns once listening.
     ///
     /// The initial state's seq is ``HostConfiguration/initialSeq`` or, by
-    /// default, the wall-clock time in milliseconds, so seqs of a later run are
-    /// higher than any of an earlier one and a stale SSE `Last-Event-ID` can never
-    /// be mistaken for a recent one.
+    /// default, the wall-clock time in milliseconds. A run that sent more than
+    /// one envelope per millisecond ends ahead of the clock, so a later run's
+    /// seqs may overlap; positions are therefore (epoch, seq) pairs, and a
+    /// resume or SSE id that does not name this run's epoch gets the full state.
     ///
     /// - Throws: ``HostError`` when the port is taken or the address cannot be bound.
     public func start(initial: Session) throws(HostError) {

@@ -460,20 +460,31 @@ final class ServiceCore: @unchecked Sendable {
     /// ``sseProbeMicros``: a hang-up (`POLLRDHUP`, `POLLHUP`, `POLLERR`) or any
     /// data after the request (an SSE client sends none, lws would never read
     /// it, and it would keep the loop spinning) closes the connection.
+    ///
+    /// The same poll tells a slow reader from a stuck one: a viewer waiting for
+    /// a write whose socket has room again (`POLLOUT`) is draining, so its
+    /// stall clock (``Heartbeat/sseAction(now:waitingSince:)``) starts afresh.
     func probeEventStreams() {
         var sockets: [pollfd] = []
         var owners: [OpaquePointer] = []
+        let hangUp = statecast_pollrdhup() | Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)
         for wsi in viewers {
             guard let pss = pss(wsi), pss.pointee.is_sse != 0 else { continue }
             let fd = lws_get_socket_fd(wsi)
             guard fd >= 0 else { continue }
-            sockets.append(pollfd(fd: fd, events: statecast_pollrdhup() | Int16(POLLIN), revents: 0))
+            let events = pss.pointee.awaiting_write != 0 ? hangUp | Int16(POLLOUT) : hangUp
+            sockets.append(pollfd(fd: fd, events: events, revents: 0))
             owners.append(wsi)
         }
         if !sockets.isEmpty, Glibc.poll(&sockets, nfds_t(sockets.count), 0) > 0 {
+            let now = monotonicMicros()
             for (socket, wsi) in zip(sockets, owners) where socket.revents != 0 {
-                logger.debug("an SSE viewer closed its connection")
-                statecast_kill_async(wsi)
+                if socket.revents & hangUp != 0 {
+                    logger.debug("an SSE viewer closed its connection")
+                    statecast_kill_async(wsi)
+                } else if let pss = pss(wsi) {
+                    pss.pointee.write_wanted_us = now
+                }
             }
         }
         scheduleEventStreamProbe()

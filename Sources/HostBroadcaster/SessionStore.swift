@@ -86,11 +86,12 @@ public final class SessionStore<C: Clock>: Sendable where C.Duration == Duration
     /// Sets one config field.
     public func setConfig(_ key: String, _ value: JSONValue) {
         let change: SessionChange? = state.withLock { state in
-            var next = state.live
-            next.config[key] = value
-            let change = SessionChange(SessionDiff(from: state.live, to: next, changedConfigKeys: [key]))
-            state.live = next
-            return change
+            let before = state.live.config.updateValue(value, forKey: key)
+            switch SessionDiff.keyChange(from: before, to: value) {
+            case .unchanged: return nil
+            case .value: return .config([key: value])
+            case .shape: return .full
+            }
         }
         if let change { submit(change) }
     }

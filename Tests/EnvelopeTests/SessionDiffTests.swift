@@ -84,6 +84,8 @@ struct SessionDiffTests {
         old.config["k"] = before
         var new = Self.base
         new.config["k"] = after
+        let keyChange: SessionDiff.KeyChange = expected == "nothing" ? .unchanged : expected == "config" ? .value : .shape
+        #expect(SessionDiff.keyChange(from: before, to: after) == keyChange)
         for diff in [SessionDiff(from: old, to: new), SessionDiff(from: old, to: new, changedConfigKeys: ["k"])] {
             switch (expected, diff) {
             case ("nothing", .nothing): break

@@ -122,11 +122,16 @@ def test_stdin_patch_and_replace_semantics(start_host, connect, session_file, se
     viewer = connect(host)
     viewer.next()
 
-    # config is merged key by key: untouched keys stay.
+    # config is merged key by key: untouched keys stay. A new key ("extra") makes it a
+    # session_update (SPEC §2: a derived whitelist would reject it in a config_update).
     host.send_line({"config": {"mode": "calm", "extra": [1, 2]}})
     env = viewer.next(timeout=5)
-    assert env.type == "config_update" and env.payload == {"mode": "calm", "extra": [1, 2]}
     current = {**session, "config": {**session["config"], "mode": "calm", "extra": [1, 2]}}
+    assert env.type == "session_update" and env.payload == current
+    host.send_line({"config": {"mode": "wave", "extra": [3]}})
+    env = viewer.next(timeout=5)
+    assert env.type == "config_update" and env.payload == {"mode": "wave", "extra": [3]}
+    current = {**current, "config": {**current["config"], "mode": "wave", "extra": [3]}}
 
     # metadata is replaced, not merged.
     host.send_line({"metadata": {"only": True}})

@@ -26,6 +26,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from conftest import BASE_SESSION, HostProcess, launch, stop_all as stop_processes
+from sse_ids import event_seq
 from viewer_servers import ViewerProcess, free_port, wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -164,7 +165,7 @@ async def follow_events(port: int, seen: Seen) -> None:
             text = line.decode().rstrip("\r\n")
             if text == "":
                 if "event" in fields:
-                    seen.apply(fields["event"], int(fields["id"]), json.loads(fields["data"]))
+                    seen.apply(fields["event"], event_seq(fields["id"]), json.loads(fields["data"]))
                 fields = {}
             elif not text.startswith(":"):
                 name, _, value = text.partition(": ")

@@ -18,6 +18,7 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from conftest import BASE_SESSION
+from sse_ids import event_seq, split_event_id
 
 
 def recv_json(ws: Any, timeout: float = 10.0) -> tuple[dict[str, Any], int]:
@@ -95,7 +96,7 @@ def test_resume_after_missed_config_updates_sends_only_those_keys(start_host, wr
     status = host.wait_for_status(lambda s: s["seq"] >= seq + 3)
     with ws_connect(f"{host.url}?since={seq}&epoch={epoch}") as back:
         resumed, resumed_size = recv_json(back)
-    assert resumed == {"type": "config_update", "seq": status["seq"], "payload": {"speed": 6, "mode": "square"}}
+    assert resumed == {"type": "config_update", "seq": status["seq"], "epoch": epoch, "payload": {"speed": 6, "mode": "square"}}
     assert resumed_size < full_size / 20
     # The resumed state equals the host's: apply it and compare with a newcomer's full state.
     state = full["payload"]
@@ -142,7 +143,7 @@ def test_an_up_to_date_viewer_gets_nothing_until_the_next_change(start_host, ses
             ws.recv(timeout=1.0)
         host.send_line({"config": {"speed": 3}})
         envelope, _ = recv_json(ws)
-    assert envelope == {"type": "config_update", "seq": full["seq"] + 1, "payload": {"speed": 3}}
+    assert envelope == {"type": "config_update", "seq": full["seq"] + 1, "epoch": full["epoch"], "payload": {"speed": 3}}
 
 
 def test_curl_receives_the_initial_state_and_later_updates(start_host, session_file, curl_events):
@@ -155,7 +156,7 @@ def test_curl_receives_the_initial_state_and_later_updates(start_host, session_f
     host.send_line({"config": {"speed": 9}})
     update = events.wait(lambda e: e.get("event") == "config_update")
     assert json.loads(update["data"]) == {"speed": 9}
-    assert int(update["id"]) == int(first["id"]) + 1
+    assert split_event_id(update["id"]) == (split_event_id(first["id"])[0], event_seq(first["id"]) + 1)
 
 
 def test_curl_resumes_with_last_event_id(start_host, session_file, curl_events):
@@ -165,12 +166,12 @@ def test_curl_resumes_with_last_event_id(start_host, session_file, curl_events):
     first.close()
     host.send_line({"config": {"speed": 11}})
     host.send_line({"config": {"enabled": False}})
-    host.wait_for_status(lambda s: s["seq"] >= int(initial["id"]) + 2)
+    host.wait_for_status(lambda s: s["seq"] >= event_seq(initial["id"]) + 2)
     resumed = curl_events(f"{host.http_url}/events", "-H", f"Last-Event-ID: {initial['id']}")
     event = resumed.wait(lambda e: "event" in e)
     assert event["event"] == "config_update"
     assert json.loads(event["data"]) == {"speed": 11, "enabled": False}
-    assert int(event["id"]) == int(initial["id"]) + 2
+    assert event_seq(event["id"]) == event_seq(initial["id"]) + 2
 
 
 def test_sse_keepalives_arrive_at_the_configured_interval(start_host, session_file, curl_events):
@@ -218,7 +219,7 @@ def _read_sse(port: int, count: int, results: dict[int, dict[str, Any]], index: 
                     state = payload
                 elif state is not None:
                     state["config"].update(payload)
-                last_id = int(fields["id"])
+                last_id = event_seq(fields["id"])
                 results[index] = {"state": state, "id": last_id}
             if results.get(index, {}).get("state", {}) and results[index]["state"]["config"].get("speed") == count:
                 break

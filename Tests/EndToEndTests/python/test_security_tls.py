@@ -164,9 +164,11 @@ def test_stalled_tls_reader_keeps_host_memory_bounded_and_others_get_everything(
 
     for i, r in enumerate(readers):
         assert r.state == expected
-        configs = [e for e in r.received if e.type == "config_update"]
-        assert len(configs) == updates, f"reader {i} got {len(configs)} of {updates} updates"
-        assert [e.payload["i"] for e in configs] == list(range(updates))
+        # "i" and "blob" are keys the first state lacks: update 0 comes as the full state (SPEC §2).
+        changes = r.received[1:]
+        assert len(changes) == updates, f"reader {i} got {len(changes)} of {updates} updates"
+        assert [e.type for e in changes] == ["session_update"] + ["config_update"] * (updates - 1)
+        assert [e.payload["config"]["i"] if e.type == "session_update" else e.payload["i"] for e in changes] == list(range(updates))
         seqs = [e.seq for e in r.received]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"reader {i}: seqs not consecutive"
     growth = peak - baseline
