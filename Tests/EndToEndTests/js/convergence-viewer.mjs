@@ -8,6 +8,7 @@
 //   {"event":"state","seq":S,"epoch":E,"type":T,"state":{…}}   each applied change
 //   {"event":"drop","reason":"…"}                             each dropped message or rejected field
 //   {"event":"status","state":"connected"}                    each connection state
+//   {"event":"alive","state":"connected","seq":S}             every 5 s
 // Commands on stdin, one per line:
 //   reconnect   disconnect() (close 1000), then connect() again: resumes from the state held
 //   quit        disconnect() and exit
@@ -46,6 +47,9 @@ viewer = connect({
 });
 // The first attempt started inside connect(), before `viewer` was assigned.
 print({ event: "connecting", url: viewer.url });
+
+// A sign of life every 5 s, so a report can tell a stuck connection from a stuck process.
+setInterval(() => print({ event: "alive", state: viewer.status.state, seq: viewer.state.seq }), 5000).unref();
 
 createInterface({ input: process.stdin }).on("line", (line) => {
   const command = line.trim();

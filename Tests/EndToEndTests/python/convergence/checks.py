@@ -89,6 +89,9 @@ def resume_problems(viewer: ViewerDriver, recorder: Recorder, history_cap_bytes:
             problems.append(f"{what}: a resume naming no epoch must get the full state (SPEC §2)")
             continue
         if resume.first_seq is None or (resume.epoch, resume.first_seq) not in recorder.by_position:
+            recorded = recorder.by_epoch.get(resume.epoch, [])
+            if resume.first_seq is not None and recorded and resume.first_seq > recorded[-1].seq:
+                continue  # past the recorder's end of that run (a killed host published it to Redis only)
             problems.append(f"{what}: the host never sent that position in epoch {resume.epoch} "
                             f"(a resume into another run must get the full state)")
             continue

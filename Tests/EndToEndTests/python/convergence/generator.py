@@ -33,7 +33,7 @@ class Step:
     cut, stall, reconnect, kill, host_restart, check."""
 
     kind: str
-    lines: list[Any] = field(default_factory=list)  # dicts (valid or not) or raw strings
+    lines: list[Any] = field(default_factory=list)  # dicts (valid or not) or raw strings; for a stall, sent during it
     seconds: float = 0.0
     session: dict[str, Any] | None = None
     text: str = ""
@@ -174,8 +174,10 @@ class ScriptGenerator:
         if roll < 0.68:
             return Step("cut", viewer=r.randrange(self.viewers))
         if roll < 0.73:
-            step = Step("stall", viewer=r.randrange(self.viewers), seconds=r.uniform(0.5, 2.5))
-            return step
+            # A viewer stops reading while large changes go out in separate windows,
+            # more than the host's backlog holds: the host must conflate it.
+            big = [self.big_data() for _ in range(r.randrange(2, 5))]
+            return Step("stall", viewer=r.randrange(self.viewers), seconds=r.uniform(0.5, 2.5), lines=big)
         if roll < 0.78:
             return Step("lines", lines=[self.big_data()])
         if roll < 0.84:

@@ -105,6 +105,8 @@ class Recorder:
                     self.violations.append(f"config_update before any session_update: {short(body)}")
                     return
                 epoch = previous.epoch
+                if body.get("epoch") not in (None, epoch):
+                    self.violations.append(f"config_update seq {seq} names epoch {body['epoch']} inside epoch {epoch}")
                 state = {**previous.state, "config": dict(previous.state["config"])}
                 for key, value in body["payload"].items():
                     if key not in state["config"]:

@@ -303,6 +303,9 @@ class Run:
             self.proxies[step.viewer].stall()
             self.stall_until[step.viewer] = time.monotonic() + step.seconds
             self.stats.stalls += 1
+            for line in step.lines:  # each in its own debounce window
+                self.execute(Step("lines", lines=[line]))
+                time.sleep(self.debounce_ms / 1000 * 1.5 + 0.01)
         elif step.kind == "reconnect":
             self.viewers[step.viewer].reconnect()
         elif step.kind == "kill":

@@ -168,6 +168,7 @@ class ThreadedViewer(ViewerDriver):
     def __init__(self, name: str, proxy: TcpProxy, rng: random.Random) -> None:
         super().__init__(name, proxy, rng)
         self._intentional = threading.Event()
+        self._fresh = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -175,6 +176,10 @@ class ThreadedViewer(ViewerDriver):
         self.counts.sessions += 1
         self._thread = threading.Thread(target=self._run, daemon=True, name=self.name)
         self._thread.start()
+
+    def forget(self) -> None:
+        """Drops the state held, as a new client would start (called on the viewer's thread)."""
+        raise NotImplementedError
 
     def connection(self) -> None:
         """Opens one connection and reads it until it ends (raising or returning)."""
@@ -186,6 +191,11 @@ class ThreadedViewer(ViewerDriver):
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._fresh.is_set():
+                self._fresh.clear()
+                with self._lock:
+                    self.instance += 1
+                self.forget()
             try:
                 self.connection()
             except (OSError, ValueError, InvalidHandshake, TimeoutError, ConnectionClosed):
@@ -199,6 +209,12 @@ class ThreadedViewer(ViewerDriver):
         self.counts.reconnects += 1
         self._intentional.set()
         self.interrupt()
+
+    def kill(self) -> None:
+        """Drops the connection and starts again as a new client: no state, no resume."""
+        self.counts.sessions += 1
+        self._fresh.set()
+        self.reconnect()
 
     def close(self) -> None:
         self._stop.set()
@@ -242,6 +258,9 @@ class PythonViewer(ThreadedViewer):
         if self._ws is not None:
             self._ws.close()
 
+    def forget(self) -> None:
+        self.strict = StrictState()
+
 
 # ---------------------------------------------------------------------------
 # Server-Sent Events on a plain socket
@@ -249,17 +268,9 @@ class PythonViewer(ThreadedViewer):
 
 
 def parse_event_id(text: str) -> tuple[str | None, int | None]:
-    """(epoch, seq) from an SSE id: `SEQ`, or an epoch and a seq joined by a non-digit separator."""
-    if text.isdigit():
-        return None, int(text)
-    for separator in (":", "-", ".", "_", "/"):
-        head, sep, tail = text.rpartition(separator)
-        if sep and tail.isdigit():
-            return head, int(tail)
-        head, sep, tail = text.partition(separator)
-        if sep and head.isdigit():
-            return tail, int(head)
-    return None, None
+    """(epoch, seq) from an SSE id: `EPOCH:SEQ` (docs/PROTOCOL.md §5), or a bare `SEQ` (epoch None)."""
+    epoch, _, seq = text.rpartition(":")
+    return (epoch or None, int(seq)) if seq.isdigit() else (None, None)
 
 
 class SseViewer(ThreadedViewer):
@@ -299,6 +310,10 @@ class SseViewer(ThreadedViewer):
                 self._sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def forget(self) -> None:
+        self.state = None
+        self.last_id = None
 
     def _read(self, sock: socket.socket, resume_from: str | None) -> None:
         buffer = b""
@@ -487,6 +502,8 @@ class NodeViewer(ProcessViewer):
             self.notes.append(event.get("reason", ""))
         elif what == "status":
             self.notes.append(f"status {event.get('state')}")
+        elif what == "alive":
+            self.notes.append(f"alive, {event.get('state')}, seq {event.get('seq')}")
 
     def reconnect(self) -> None:
         self.counts.reconnects += 1
