@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .runner import ConvergenceFailure, RunConfig, Stats, rerun_command, run_seed
+from .runner import ConvergenceFailure, RunConfig, Stats, run_seed
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: first seed {seed}, {args.steps} steps per script, "
           + (f"{args.scripts} script(s)" if args.scripts else f"{minutes:g} minutes"), flush=True)
     total = Stats(scripts=0)
-    failures: list[tuple[int, str]] = []
+    failures: list[tuple[int, str]] = []  # (seed, rerun command)
     count = 0
     while (count < args.scripts) if args.scripts else (count == 0 or time.monotonic() < deadline):
         current = seed + count
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             total.add(stats)
             print(f"seed {current}: ok in {time.monotonic() - started:.1f} s ({stats.line()})", flush=True)
         except ConvergenceFailure as failure:
-            total.scripts += 1
-            failures.append((current, str(failure)))
+            total.add(failure.stats or Stats())
+            failures.append((current, failure.rerun))
             print(f"seed {current}: FAILED in {time.monotonic() - started:.1f} s\n{failure}", flush=True)
         except KeyboardInterrupt:
             print("soak: interrupted", flush=True)
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nsoak: {total.line()}")
     if failures:
         print(f"soak: {len(failures)} of {total.scripts} script(s) FAILED:")
-        for failed, _ in failures:
-            print(f"  seed {failed}: rerun with {rerun_command(failed, args.steps)}")
+        for failed, rerun in failures:
+            print(f"  seed {failed}: rerun with {rerun}")
         return 1
     print(f"soak: all {total.scripts} script(s) passed")
     return 0

@@ -39,6 +39,9 @@ CONVERGE_TIMEOUT = 40.0  # every viewer reaches it (reconnect backoffs included)
 class ConvergenceFailure(AssertionError):
     """The contract was broken; the message names the seed and how to rerun it."""
 
+    rerun = ""  # the one-line command that reruns the failed script
+    stats: "Stats | None" = None  # what the failed script did before it failed
+
 
 @dataclass
 class RunConfig:
@@ -71,8 +74,8 @@ class Stats:
         return ", ".join(f"{getattr(self, f.name)} {f.name.replace('_', ' ')}" for f in fields(self))
 
 
-def rerun_command(seed: int, steps: int) -> str:
-    return f"scripts/soak --seed {seed} --scripts 1 --steps {steps}"
+def rerun_command(seed: int, steps: int, debounce_ms: int) -> str:
+    return f"scripts/soak --seed {seed} --scripts 1 --steps {steps} --debounce-ms {debounce_ms}"
 
 
 class Run:
@@ -352,9 +355,9 @@ class Run:
             self.steps_done.append("final check")
             self.check()
         except ConvergenceFailure as failure:
-            raise ConvergenceFailure(self.report(str(failure))) from None
+            raise self.failure(str(failure)) from None
         except Exception as error:
-            raise ConvergenceFailure(self.report(f"  - the run failed: {error!r}")) from error
+            raise self.failure(f"  - the run failed: {error!r}") from error
         finally:
             self.tear_down()
             for viewer in self.viewers:
@@ -376,13 +379,19 @@ class Run:
         }
         path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
 
+    def failure(self, problems: str) -> ConvergenceFailure:
+        failure = ConvergenceFailure(self.report(problems))
+        failure.rerun = rerun_command(self.config.seed, self.config.steps, self.debounce_ms)
+        failure.stats = self.stats  # completed by run()'s teardown
+        return failure
+
     def report(self, problems: str) -> str:
         c = self.config
         dump = os.environ.get("STATECAST_CONV_DUMP")
         if dump:
             self.dump(Path(dump))
         lines = [f"convergence failed for seed {c.seed} (debounce {self.debounce_ms} ms, {c.steps} steps); "
-                 f"rerun: {rerun_command(c.seed, c.steps)}", problems,
+                 f"rerun: {rerun_command(c.seed, c.steps, self.debounce_ms)}", problems,
                  "  last steps: " + "; ".join(self.steps_done[-12:])]
         if self.recorder is not None:
             lines.append(f"  recorder: {self.recorder.envelopes} envelopes, {len(self.recorder.epochs)} epoch(s), "

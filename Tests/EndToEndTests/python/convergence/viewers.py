@@ -433,10 +433,14 @@ class ProcessViewer(ViewerDriver):
     def exited(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
+    def quit(self) -> None:
+        """Asks the process to close its connection (1000) and exit."""
+        self.send("quit")
+
     def close(self) -> None:
         if self.proc is None:
             return
-        self.send("quit")
+        self.quit()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -461,6 +465,10 @@ class CliViewer(ProcessViewer):
 
     def on_line(self, event: dict[str, Any]) -> None:
         self._seen(Seen(self.instance, None, event.get("seq"), event.get("type", "?"), event["state"]))
+
+    def quit(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # the CLI closes with 1000 and exits 0
 
     def current(self) -> dict[str, Any] | None:
         """What --output holds (the file the user reads)."""
