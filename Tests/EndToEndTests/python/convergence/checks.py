@@ -21,10 +21,13 @@ from .recorder import Recorder
 from .viewers import ViewerDriver
 
 
-def history_problems(viewer: ViewerDriver, recorder: Recorder, model: HostModel, start: int = 0) -> tuple[list[str], int]:
-    """Problems in `viewer.history[start:]` and how many states were compared."""
+def history_problems(viewer: ViewerDriver, recorder: Recorder, model: HostModel, start: int = 0) -> tuple[list[str], int, int]:
+    """Problems in `viewer.history[start:]`, how many states were compared, and
+    how many times the viewer caught up with one full state over skipped seqs
+    (the host conflated it, or a resume could not be served from history)."""
     problems: list[str] = []
     compared = 0
+    catch_ups = 0
     last: dict[tuple[int, str], int] = {}
     history = list(viewer.history)
     for index, seen in enumerate(history):
@@ -55,11 +58,13 @@ def history_problems(viewer: ViewerDriver, recorder: Recorder, model: HostModel,
         if epoch is None:
             continue
         key = (seen.instance, epoch)
+        if key in last and seen.seq > last[key] + 1 and seen.type == "session_update" and index >= start:
+            catch_ups += 1
         if key in last and seen.seq <= last[key] and index >= start:
             problems.append(f"{viewer.describe()}: seq went from {last[key]} to {seen.seq} within epoch {epoch} "
                             f"(client instance {seen.instance})")
         last[key] = seen.seq
-    return problems, compared
+    return problems, compared, catch_ups
 
 
 def resume_problems(viewer: ViewerDriver, recorder: Recorder, history_cap_bytes: int, start: int = 0) -> list[str]:

@@ -65,6 +65,7 @@ class Stats:
     host_restarts: int = 0
     stalls: int = 0
     cuts: int = 0
+    catch_ups: int = 0  # full states over skipped seqs (conflation, resume past the history)
 
     def add(self, other: "Stats") -> None:
         for f in fields(self):
@@ -257,9 +258,11 @@ class Run:
             self.stats.comparisons += 1
         problems += self.recorder.violations
         for index, viewer in enumerate(self.viewers):
-            found, compared = checks.history_problems(viewer, self.recorder, self.model, self.history_checked.get(index, 0))
+            found, compared, catch_ups = checks.history_problems(viewer, self.recorder, self.model,
+                                                                 self.history_checked.get(index, 0))
             self.history_checked[index] = len(viewer.history)
             self.stats.comparisons += compared
+            self.stats.catch_ups += catch_ups
             problems += found
             problems += checks.resume_problems(viewer, self.recorder, HISTORY_CAP_KB * 1024, self.resumes_checked.get(index, 0))
             self.resumes_checked[index] = len(viewer.resumes)
