@@ -94,7 +94,8 @@ let package = Package(
         ),
         .testTarget(
             name: "HostBroadcasterTests",
-            dependencies: ["HostBroadcaster", "Envelope", "Debounce", .product(name: "Clocks", package: "swift-clocks")],
+            // ViewerClient: convergence checks apply what the host sends with the real viewer's rules (ViewerState).
+            dependencies: ["HostBroadcaster", "ViewerClient", "Envelope", "Debounce", .product(name: "Clocks", package: "swift-clocks")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sys/time.h>
 #include <errno.h>
+#include <stdio.h>
 
 static inline struct timeval statecast_redis_timeval(int milliseconds) {
     struct timeval tv;
@@ -64,6 +65,44 @@ static inline redisReply *statecast_redis_reply(redisContext *context) {
     void *reply = NULL;
     if (redisGetReply(context, &reply) != REDIS_OK) return NULL;
     return (redisReply *)reply;
+}
+
+/// Marks the context failed with `message` (it is then unusable, like after an I/O error).
+static inline void statecast_redis_fail(redisContext *context, const char *message) {
+    context->err = REDIS_ERR_OTHER;
+    snprintf(context->errstr, sizeof(context->errstr), "%s", message);
+}
+
+/// Like statecast_redis_reply, but gives up (failing the context with "reply
+/// too large") once more than `max_bytes` arrived without completing the reply:
+/// what Redis holds is untrusted, and hiredis would otherwise buffer a hostile
+/// bulk string or list of any size.
+static inline redisReply *statecast_redis_reply_bounded(redisContext *context, size_t max_bytes) {
+    void *reply = NULL;
+    if (redisGetReplyFromReader(context, &reply) != REDIS_OK) return NULL;
+    if (reply) return (redisReply *)reply;
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(context, &done) != REDIS_OK) return NULL;
+    }
+    size_t received = 0;
+    while (reply == NULL) {
+        size_t before = context->reader->len;
+        if (redisBufferRead(context) != REDIS_OK) return NULL;
+        received += context->reader->len - before;
+        if (received > max_bytes) {
+            statecast_redis_fail(context, "reply too large");
+            return NULL;
+        }
+        if (redisGetReplyFromReader(context, &reply) != REDIS_OK) return NULL;
+    }
+    return (redisReply *)reply;
+}
+
+/// Bytes hiredis holds of a reply it has not finished parsing (a pub/sub
+/// message still arriving).
+static inline size_t statecast_redis_pending_bytes(const redisContext *context) {
+    return context->reader->len - context->reader->pos;
 }
 
 /// A reply already read into hiredis' buffer, without touching the socket; NULL if none.

@@ -22,9 +22,15 @@ typedef struct statecast_server_params {
     const char *tls_key_path;       // PEM private key
 } statecast_server_params;
 
-/// A running server: the context plus the tables lws keeps pointers to.
+/// A running server: the context plus the tables and strings lws keeps pointers to.
 typedef struct statecast_server {
     struct lws_context *context;
+    // Copies of the caller's strings: lws keeps `iface` (vh->iface, used again
+    // when it retries a listener) and may read the TLS paths after creation,
+    // so they live exactly as long as the context.
+    char *bind_address;
+    char *tls_cert_path;
+    char *tls_key_path;
     struct lws_vhost *vhost;
     struct lws_protocols protocols[2];
     struct lws_protocol_vhost_options pvo_default;
@@ -35,11 +41,31 @@ typedef struct statecast_server {
     lws_retry_bo_t idle_policy;
 } statecast_server;
 
+static inline void statecast_server_free_strings(statecast_server *s) {
+    free(s->bind_address);
+    free(s->tls_cert_path);
+    free(s->tls_key_path);
+}
+
+/// A heap copy of `text` (NULL stays NULL); sets *failed when out of memory.
+static inline char *statecast_strdup_or_null(const char *text, int *failed) {
+    if (!text) return NULL;
+    char *copy = strdup(text);
+    if (!copy) *failed = 1;
+    return copy;
+}
+
 /// Creates the context and its listening vhost. Call on the service thread.
-/// NULL when libwebsockets refused (for example the port is taken).
+/// NULL when libwebsockets refused (for example the port is taken or the
+/// address cannot be bound: the vhost fails at once instead of retrying).
 static inline statecast_server *statecast_server_create(const statecast_server_params *p) {
     statecast_server *s = (statecast_server *)calloc(1, sizeof(*s));
     if (!s) return NULL;
+    int copy_failed = 0;
+    s->bind_address = statecast_strdup_or_null(p->bind_address, &copy_failed);
+    s->tls_cert_path = statecast_strdup_or_null(p->tls_cert_path, &copy_failed);
+    s->tls_key_path = statecast_strdup_or_null(p->tls_key_path, &copy_failed);
+    if (copy_failed) { statecast_server_free_strings(s); free(s); return NULL; }
     s->protocols[0].name = "statecast";
     s->protocols[0].callback = p->callback;
     s->protocols[0].per_session_data_size = p->per_session_data_size;
@@ -55,23 +81,28 @@ static inline statecast_server *statecast_server_create(const statecast_server_p
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.port = p->port;
-    info.iface = p->bind_address;
+    info.iface = s->bind_address;
     info.protocols = s->protocols;
     info.pvo = &s->pvo;
     info.user = p->user;
     info.retry_and_idle_policy = &s->idle_policy;
     info.timeout_secs = p->handshake_timeout_secs;
     info.vhost_name = "statecast";
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    // Fail at start when the address cannot be bound, instead of deferring the
+    // listener and retrying every 30 s while the host claims to be serving.
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     if (p->ipv4_only) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    if (p->tls_cert_path && p->tls_key_path) {
+    if (s->tls_cert_path && s->tls_key_path) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.ssl_cert_filepath = p->tls_cert_path;
-        info.ssl_private_key_filepath = p->tls_key_path;
+        info.ssl_cert_filepath = s->tls_cert_path;
+        info.ssl_private_key_filepath = s->tls_key_path;
+        // A non-NULL password installs lws's passphrase callback, so OpenSSL
+        // never prompts on the terminal for an encrypted key: it just fails.
+        info.ssl_private_key_password = "";
     }
 
     s->context = lws_create_context(&info);
-    if (!s->context) { free(s); return NULL; }
+    if (!s->context) { statecast_server_free_strings(s); free(s); return NULL; }
     s->vhost = lws_get_vhost_by_name(s->context, "statecast");
     return s;
 }
@@ -80,6 +111,7 @@ static inline statecast_server *statecast_server_create(const statecast_server_p
 static inline void statecast_server_destroy(statecast_server *s) {
     if (!s) return;
     if (s->context) lws_context_destroy(s->context);
+    statecast_server_free_strings(s);
     free(s);
 }
 
@@ -187,7 +219,15 @@ static inline int statecast_write_http(struct lws *wsi, unsigned char *payload, 
     return lws_write(wsi, payload, len, LWS_WRITE_HTTP);
 }
 
+/// Bytes a buffer needs to hold any one query argument of the request (the
+/// whole query, already percent-decoded once by lws, plus the terminator).
+static inline int statecast_query_capacity(struct lws *wsi) {
+    return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) + 1;
+}
+
 /// Copies the value of query argument `name` ("since=") into buf; returns its length or -1.
+/// Size buf with statecast_query_capacity: lws stops at the first argument that
+/// does not fit, which would hide every argument after it.
 static inline int statecast_query_arg(struct lws *wsi, const char *name, char *buf, int len) {
     const char *value = lws_get_urlarg_by_name(wsi, name, buf, len);
     if (!value) return -1;
@@ -224,6 +264,32 @@ static inline int statecast_header_origin(void) { return WSI_TOKEN_ORIGIN; }
 static inline int statecast_header_ws_key(void) { return WSI_TOKEN_KEY; }
 static inline int statecast_header_ws_version(void) { return WSI_TOKEN_VERSION; }
 static inline int statecast_header_get_uri(void) { return WSI_TOKEN_GET_URI; }
+static inline int statecast_header_ws_protocol(void) { return WSI_TOKEN_PROTOCOL; }
+
+/// Whether `wsi` is a stream of an HTTP/2 connection (its network connection is another wsi).
+static inline int statecast_is_h2_stream(struct lws *wsi) {
+    return lws_get_network_wsi(wsi) != wsi;
+}
+
+/// Response head for a refusal through lws's own header writer (HTTP/2-safe):
+/// status, text/plain, content length, `connection: close` on HTTP/1 only,
+/// and up to `count` extra `name:` / value pairs. The body follows with
+/// statecast_write_http_final. Returns 0 on success.
+static inline int statecast_http_write_refusal_headers(struct lws *wsi, unsigned int status, size_t content_length,
+                                                       const char *const *names, const char *const *values, int count,
+                                                       unsigned char *start, unsigned char *end) {
+    unsigned char *p = start;
+    if (lws_add_http_common_headers(wsi, status, "text/plain", (lws_filepos_t)content_length, &p, end))
+        return 1;
+    for (int i = 0; i < count; i++) {
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)names[i], (const unsigned char *)values[i],
+                                        (int)strlen(values[i]), &p, end))
+            return 1;
+    }
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    return 0;
+}
 
 /// The request method as lws parsed it ("GET", "POST", … or "OTHER").
 static inline const char *statecast_http_method(struct lws *wsi) {

@@ -24,8 +24,13 @@ struct AccessPolicy: Sendable {
         var origin: String?
         var webSocketKey: String?
         var webSocketVersion: String?
+        /// `Sec-WebSocket-Protocol`: the subprotocols the client offers, comma-separated.
+        var subprotocols: String?
         var isUpgrade = true
     }
+
+    /// The WebSocket subprotocol StateCast speaks; a client may also name none.
+    static let subprotocol = "statecast"
 
     /// A refusal: HTTP status, reason phrase, extra header lines, body.
     struct Refusal: Equatable, Sendable {
@@ -50,6 +55,11 @@ struct AccessPolicy: Sendable {
                 return Refusal(status: 400, reason: "Bad Request", headers: [],
                                body: "Sec-WebSocket-Key must be 16 bytes in base64\n")
             }
+            if let offered = request.subprotocols, !Self.offers(offered, Self.subprotocol) {
+                // lws would drop such a request without a word; say why instead.
+                return Refusal(status: 400, reason: "Bad Request", headers: [],
+                               body: "unsupported WebSocket subprotocol; offer \"\(Self.subprotocol)\" or leave Sec-WebSocket-Protocol out\n")
+            }
         }
         if !allowedOrigins.isEmpty, let origin = request.origin, !allowedOrigins.contains(origin.lowercased()) {
             return Refusal(status: 403, reason: "Forbidden", headers: [], body: "origin not allowed\n")
@@ -66,6 +76,10 @@ struct AccessPolicy: Sendable {
     }
 
     /// A token is presented as `Authorization: Bearer …` or `?token=…`.
+    ///
+    /// `queryToken` is used as it comes: libwebsockets has already
+    /// percent-decoded the query once, and decoding again would let
+    /// `%2573` stand for `s`.
     func isAuthorized(_ request: Request) -> Bool {
         guard let token else { return true }
         var presented: [UInt8]?
@@ -73,21 +87,33 @@ struct AccessPolicy: Sendable {
             let parts = header.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" { presented = Array(parts[1].utf8) }
         }
-        if presented == nil, let query = request.queryToken { presented = Array(Self.percentDecoded(query).utf8) }
+        if presented == nil, let query = request.queryToken { presented = Array(query.utf8) }
         guard let presented else { return false }
         return Self.constantTimeEqual(presented, token)
     }
 
     /// Compares without an early exit, so timing does not reveal a prefix.
+    /// Different lengths never match (the whole length is compared, not its
+    /// low bits); equal lengths are compared byte by byte to the end.
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
-        let length = max(a.count, b.count)
-        for index in 0..<length {
-            let x = index < a.count ? a[index] : 0
-            let y = index < b.count ? b[index] : 0
-            difference |= x ^ y
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in 0..<a.count {
+            difference |= a[index] ^ b[index]
         }
         return difference == 0
+    }
+
+    /// 405 for any method but GET on StateCast's read-only HTTP paths; nil for GET.
+    static func methodRefusal(_ method: String) -> Refusal? {
+        guard method != "GET" else { return nil }
+        return Refusal(status: 405, reason: "Method Not Allowed", headers: ["allow: GET"],
+                       body: "only GET is allowed here\n")
+    }
+
+    /// Whether the comma-separated `list` of `Sec-WebSocket-Protocol` names `name`.
+    static func offers(_ list: String, _ name: String) -> Bool {
+        list.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == name }
     }
 
     /// RFC 6455 §4.1: the key is 16 random bytes, base64-encoded (24 characters).
@@ -99,10 +125,6 @@ struct AccessPolicy: Sendable {
         // The last character before "==" carries 2 bits; its low 4 bits must be zero.
         let lastValues: Set<UInt8> = Set("AQgw".utf8)
         return lastValues.contains(body.last!)
-    }
-
-    static func percentDecoded(_ text: String) -> String {
-        text.removingPercentEncoding ?? text
     }
 }
 

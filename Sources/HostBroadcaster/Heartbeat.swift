@@ -1,4 +1,5 @@
-/// When to ping a viewer and when to give up on it: a pure policy, no clock.
+/// When to ping a viewer, when to give up on it, and when an idle event
+/// stream needs a keepalive comment: a pure policy, no clock.
 ///
 /// The host runs one sweep over all viewers every ``sweepInterval`` instead of
 /// libwebsockets' per-connection validity timers (LWS-NOTES: those cost ~29 %
@@ -6,10 +7,24 @@
 struct Heartbeat: Sendable, Equatable {
     let pingIntervalMicros: Int64
     let timeoutMicros: Int64
+    /// An SSE stream with nothing written for this long gets `: keepalive` (at least 100 ms).
+    let sseKeepaliveMicros: Int64
 
-    init(pingInterval: Duration, timeout: Duration) {
+    init(pingInterval: Duration, timeout: Duration, sseKeepalive: Duration = .seconds(30)) {
         pingIntervalMicros = max(1, Heartbeat.micros(pingInterval))
         timeoutMicros = max(pingIntervalMicros + 1, Heartbeat.micros(timeout))
+        sseKeepaliveMicros = max(100_000, Heartbeat.micros(sseKeepalive))
+    }
+
+    /// The policy a host with `configuration` follows.
+    init(_ configuration: HostConfiguration) {
+        self.init(pingInterval: configuration.pingInterval, timeout: configuration.pingTimeout,
+                  sseKeepalive: configuration.sseKeepaliveInterval)
+    }
+
+    /// Whether an SSE stream last written to at `lastWrite` needs a keepalive at `now`.
+    func sseKeepaliveDue(now: Int64, lastWrite: Int64) -> Bool {
+        now - lastWrite >= sseKeepaliveMicros
     }
 
     enum Action: Equatable { case none, ping, hangUp }
@@ -37,9 +52,10 @@ struct Heartbeat: Sendable, Equatable {
         return .hangUp
     }
 
-    /// How often to sweep: a quarter of the ping interval, between 100 ms and 5 s.
+    /// How often to sweep: a quarter of the ping interval (or of the SSE keepalive
+    /// interval, if shorter), between 100 ms and 5 s.
     var sweepIntervalMicros: Int64 {
-        min(5_000_000, max(100_000, pingIntervalMicros / 4))
+        min(5_000_000, max(100_000, min(pingIntervalMicros, sseKeepaliveMicros) / 4))
     }
 
     static func micros(_ duration: Duration) -> Int64 {

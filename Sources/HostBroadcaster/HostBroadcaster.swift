@@ -50,6 +50,10 @@ public final class HostBroadcaster: Sendable {
     /// - Throws: ``HostError`` when the port is taken or the address cannot be bound.
     public func start(initial: Session) throws(HostError) {
         try validate(configuration)
+        // lws wants a numeric address (or an interface name): resolve host names such as `localhost` here.
+        var resolved = configuration
+        resolved.bindAddress = try NetworkInterfaces.listenAddress(for: configuration.bindAddress)
+        let configuration = resolved
         let started: Result<(ServiceCore, DispatchSemaphore), HostError> = lifecycle.withLock { state in
             guard case .idle = state else { return .failure(.alreadyStarted) }
             LibWebSocketsLog.install(logger: logger)
@@ -76,7 +80,7 @@ public final class HostBroadcaster: Sendable {
             ready.wait()
             guard outcome.withLock({ $0 }) != nil else {
                 finished.wait()
-                return .failure(diagnoseBindFailure())
+                return .failure(diagnoseBindFailure(configuration))
             }
             state = .running(core, finished)
             return .success((core, finished))
@@ -127,6 +131,8 @@ public final class HostBroadcaster: Sendable {
     @discardableResult
     public func relay(_ envelope: Envelope) -> RelayOutcome {
         guard let core = runningCore else { return .rejected }
+        // Seqs from elsewhere are untrusted: one near Int64.max would overflow `seq + 1`.
+        guard let seq = envelope.seq, Self.acceptableSeqs.contains(seq) else { return .rejected }
         return core.shared.relay(envelope)
     }
 
@@ -157,6 +163,11 @@ public final class HostBroadcaster: Sendable {
             return nil
         }
     }
+
+    /// The seqs a host serves: 0 through 2^53 - 1, the largest integer a
+    /// JavaScript viewer reads exactly. Seqs from elsewhere (a relay's Redis)
+    /// outside this range are refused, so `seq + 1` can never overflow.
+    public static let acceptableSeqs: ClosedRange<Int64> = 0...((1 << 53) - 1)
 
     /// A seq for a new run's initial state: the wall-clock time in ms, so a later
     /// run's seqs exceed an earlier one's.
@@ -194,10 +205,45 @@ public final class HostBroadcaster: Sendable {
         guard configuration.pingInterval >= .seconds(1) else {
             throw .invalidConfiguration("the ping interval must be at least 1 second; raise --ping-interval-s")
         }
+        try Self.validateLimits(configuration)
+        if let key = configuration.tlsKeyPath, TLSKeyFile.isEncrypted(path: key) {
+            throw .invalidConfiguration(
+                "the TLS key \(key) is protected by a passphrase, which the host cannot ask for; "
+                    + "write a decrypted copy with `openssl pkey -in \(key) -out KEY.pem` and pass that with --tls-key")
+        }
+    }
+
+    /// The longest interval any timer accepts (one day): larger values would
+    /// overflow the microsecond clock arithmetic.
+    static let longestInterval: Duration = .seconds(86_400)
+
+    /// Ranges that keep every size and time computation far from overflow.
+    private static func validateLimits(_ configuration: HostConfiguration) throws(HostError) {
+        let intervals: [(Duration, String)] = [
+            (configuration.pingInterval, "the ping interval (--ping-interval-s)"),
+            (configuration.pingTimeout, "the ping timeout (--ping-timeout-s)"),
+            (configuration.sseKeepaliveInterval, "the SSE keepalive interval (--sse-keepalive-s)"),
+            (configuration.clientPollInterval, "the client poll interval (--client-poll-ms)"),
+        ]
+        for (interval, name) in intervals where interval > longestInterval || interval <= .zero {
+            throw .invalidConfiguration("\(name) must be more than 0 and at most one day (86400 s); choose a smaller value")
+        }
+        if !(1...(1 << 30)).contains(configuration.maxIncomingMessageBytes) {
+            throw .invalidConfiguration("the largest incoming message must be from 1 byte to 1 GiB (--max-message-kb 1 to 1048576)")
+        }
+        if !(0...(1 << 32)).contains(configuration.maxViewerBacklogBytes) || !(1...(1 << 24)).contains(configuration.maxViewerBacklogCount) {
+            throw .invalidConfiguration("the viewer backlog must be at most 4 GiB and 16777216 updates (--max-viewer-buffer-kb 1 to 4194304)")
+        }
+        if !(1...3600).contains(configuration.handshakeTimeoutSeconds) {
+            throw .invalidConfiguration("the handshake timeout must be from 1 to 3600 seconds")
+        }
+        if let seq = configuration.initialSeq, !acceptableSeqs.contains(seq) {
+            throw .invalidConfiguration("the initial seq \(seq) is outside 0…\(acceptableSeqs.upperBound); choose a smaller one")
+        }
     }
 
     /// lws only says "no"; find out whether the port is taken.
-    private func diagnoseBindFailure() -> HostError {
+    private func diagnoseBindFailure(_ configuration: HostConfiguration) -> HostError {
         let port = configuration.port
         if configuration.tlsCertificatePath != nil, !NetworkInterfaces.isPortInUse(port, address: configuration.bindAddress) {
             return .invalidConfiguration("TLS could not start; check that --tls-cert and --tls-key are a matching PEM certificate and key")

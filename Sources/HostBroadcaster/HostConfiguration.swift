@@ -8,7 +8,10 @@ public import Envelope
 /// configuration.bindAddress = "127.0.0.1"
 /// ```
 public struct HostConfiguration: Sendable {
-    /// Address to listen on: an IPv4 literal, `"0.0.0.0"` (every IPv4 interface), or `nil` for every interface.
+    /// Address to listen on: an IP literal, a host name (resolved at start,
+    /// IPv4 first), an interface name, `"0.0.0.0"` (every IPv4 interface), or
+    /// `nil` for every interface. ``HostBroadcaster/start(initial:)`` throws
+    /// when nothing can be bound there.
     public var bindAddress: String? = "0.0.0.0"
     /// TCP port; `0` lets the kernel pick a free one.
     public var port: Int = 9876

@@ -8,6 +8,7 @@ public struct HostError: Error, Sendable, CustomStringConvertible, Equatable {
         case invalidConfiguration(String)
         case alreadyStarted
         case sessionFile(String)
+        case unresolvableAddress(String)
     }
 
     private let code: Code
@@ -29,7 +30,14 @@ public struct HostError: Error, Sendable, CustomStringConvertible, Equatable {
     public static func bindFailed(address: String?, port: Int) -> HostError {
         HostError(
             .bindFailed(address, port),
-            "could not listen on \(address ?? "*"):\(port); check the address given with --bind and the port given with --port")
+            "could not listen on \(address ?? "*"):\(port): the address is not one of this machine's (or its interface is not up yet); check the address given with --bind and the port given with --port")
+    }
+
+    /// The listen address is neither an address nor a name that resolves to one.
+    public static func unresolvableAddress(_ name: String) -> HostError {
+        HostError(
+            .unresolvableAddress(name),
+            "cannot listen on \"\(name)\": it is not an IP address and does not resolve to one; give --bind an address of this machine, e.g. 127.0.0.1 or 0.0.0.0")
     }
 
     /// A configuration value is out of range.

@@ -19,7 +19,6 @@ final class ServiceCore: @unchecked Sendable {
     let configuration: HostConfiguration
     let logger: Logger
     let heartbeat: Heartbeat
-    let sseKeepaliveMicros: Int64
     let access: AccessPolicy
     /// Open connections on the opt-in echo endpoint, with what they still have to echo.
     var echoes: [OpaquePointer: EchoState] = [:]
@@ -48,8 +47,7 @@ final class ServiceCore: @unchecked Sendable {
         self.shared = shared
         self.configuration = configuration
         self.logger = logger
-        heartbeat = Heartbeat(pingInterval: configuration.pingInterval, timeout: configuration.pingTimeout)
-        sseKeepaliveMicros = max(100_000, Heartbeat.micros(configuration.sseKeepaliveInterval))
+        heartbeat = Heartbeat(configuration)
         access = AccessPolicy(token: configuration.token, allowedOrigins: configuration.allowedOrigins, maxClients: configuration.maxClients)
         log = MessageLog(maxBytes: configuration.maxViewerBacklogBytes, maxCount: configuration.maxViewerBacklogCount)
         sweepTimer = .allocate(capacity: 1)
@@ -348,7 +346,7 @@ final class ServiceCore: @unchecked Sendable {
         pss.pointee.rx_message_bytes += Int64(length)
         let frameRemaining = Int64(lws_remaining_packet_payload(wsi))
         if pss.pointee.too_big != 0 { return 0 }
-        if pss.pointee.rx_message_bytes + frameRemaining > Int64(configuration.maxIncomingMessageBytes) {
+        if exceedsIncomingLimit(received: pss.pointee.rx_message_bytes, declaredRemaining: frameRemaining) {
             logger.debug("closing a viewer that sent a message over the limit", metadata: [
                 "limit": "\(configuration.maxIncomingMessageBytes)",
             ])
@@ -393,8 +391,7 @@ final class ServiceCore: @unchecked Sendable {
 
     private func scheduleSweep() {
         guard let context else { return }
-        let interval = min(heartbeat.sweepIntervalMicros, max(100_000, sseKeepaliveMicros / 4))
-        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, interval)
+        statecast_timer_schedule(context, sweepTimer, sweepTimerFired, heartbeat.sweepIntervalMicros)
     }
 
     private func schedulePoll() {
@@ -417,25 +414,16 @@ final class ServiceCore: @unchecked Sendable {
                     continue
                 }
                 // A comment keeps proxies from timing out (and gives a stuck client a write to stall on).
-                if now - pss.pointee.last_write_us >= sseKeepaliveMicros, pss.pointee.ping_due == 0 {
+                if heartbeat.sseKeepaliveDue(now: now, lastWrite: pss.pointee.last_write_us), pss.pointee.ping_due == 0 {
                     pss.pointee.ping_due = 1
                     if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
                 }
                 continue
             }
-            let lastPing = pss.pointee.last_ping_us == 0 ? nil : pss.pointee.last_ping_us
-            switch heartbeat.action(now: now, lastHeard: pss.pointee.last_heard_us, lastPing: lastPing) {
-            case .none:
-                break
-            case .ping:
-                pss.pointee.last_ping_us = now
-                pss.pointee.ping_due = 1
-                if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
-            case .hangUp:
-                logger.debug("hanging up on a viewer that stopped answering pings")
-                statecast_kill_async(wsi)
-            }
+            if closeIfDeclaredTooBig(wsi, pss) { continue }
+            heartbeatStep(wsi, pss, now: now)
         }
+        sweepEchoes(now: now)
         scheduleSweep()
     }
 
@@ -503,6 +491,10 @@ final class ServiceCore: @unchecked Sendable {
 
     func httpRequest(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, path: String) -> Int32 {
         let pathOnly = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
+        // Every path here is read-only: anything but GET (POST /status, POST /events …) is refused.
+        if let refusal = AccessPolicy.methodRefusal(String(cString: statecast_http_method(wsi))) {
+            return refuse(wsi, pss, refusal)
+        }
         var status: UInt32 = 200
         var contentType = "application/json"
         let body: [UInt8]
@@ -531,13 +523,7 @@ final class ServiceCore: @unchecked Sendable {
             return statecast_http_write_headers(wsi, status, contentType, body.count, start, end) != 0
         }
         if headerFailed { return 1 }
-        let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: OutgoingMessage.headroom + body.count)
-        body.withUnsafeBufferPointer { source in
-            (storage + OutgoingMessage.headroom).update(from: source.baseAddress!, count: body.count)
-        }
-        pss.pointee.http_body = storage
-        pss.pointee.http_body_len = body.count
-        lws_callback_on_writable(wsi)
+        queueHTTPBody(wsi, pss, body)
         return 0
     }
 
@@ -547,8 +533,7 @@ final class ServiceCore: @unchecked Sendable {
     private func startEventStream(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
         if let refusal = access.check(Self.request(wsi, isUpgrade: false), clientCount: viewers.count)
             ?? capacityRefusal() {
-            writeRefusal(wsi, refusal)
-            return -1
+            return refuse(wsi, pss, refusal)
         }
         let position = Resume.ssePosition(
             lastEventID: Self.header(wsi, "last-event-id:") ?? Self.queryArgument(wsi, "lastEventId="),
@@ -568,7 +553,9 @@ final class ServiceCore: @unchecked Sendable {
 
     /// Query argument `name` ("since=") of the request, if present.
     static func queryArgument(_ wsi: OpaquePointer, _ name: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 256)
+        // Room for the whole query: lws gives up at the first argument longer
+        // than the buffer, which would hide the arguments after it.
+        var buffer = [CChar](repeating: 0, count: Int(max(256, statecast_query_capacity(wsi))))
         let length = statecast_query_arg(wsi, name, &buffer, Int32(buffer.count))
         guard length >= 0 else { return nil }
         return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -606,17 +593,60 @@ final class ServiceCore: @unchecked Sendable {
     /// before the upgrade (token, origin, capacity, RFC 6455 rules).
     func confirmUpgrade(_ wsi: OpaquePointer) -> Int32 {
         let request = Self.request(wsi, isUpgrade: true)
-        let isEcho = configuration.echoPath != nil && Self.path(wsi) == configuration.echoPath
-        guard let refusal = access.check(request, clientCount: isEcho ? 0 : viewers.count) else { return 0 }
+        // Echo connections hold memory and a socket like viewers: they count toward --max-clients.
+        guard let refusal = access.check(request, clientCount: viewers.count + echoes.count) else { return 0 }
         logger.debug("refused an upgrade", metadata: ["status": "\(refusal.status)", "path": "\(Redaction.redactingToken(in: Self.uri(wsi)))"])
         writeRefusal(wsi, refusal)
         return 1
     }
 
     private func capacityRefusal() -> AccessPolicy.Refusal? {
-        guard let max = configuration.maxClients, viewers.count >= max else { return nil }
+        guard let max = configuration.maxClients, viewers.count + echoes.count >= max else { return nil }
         return AccessPolicy.Refusal(status: 503, reason: "Service Unavailable", headers: ["retry-after: 5"],
                                     body: "the host has as many viewers as it allows\n")
+    }
+
+    /// Answers an HTTP request (not an upgrade) with `refusal`; returns what the
+    /// HTTP callback returns. HTTP/1: the hand-written head, then the connection
+    /// closes. HTTP/2: the head through lws's header writer and the body from
+    /// HTTP_WRITEABLE, since an HTTP/1.1 status line means nothing inside an h2
+    /// stream (curl --http2 saw an empty reply).
+    private func refuse(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, _ refusal: AccessPolicy.Refusal) -> Int32 {
+        guard statecast_is_h2_stream(wsi) != 0 else {
+            writeRefusal(wsi, refusal)
+            return -1
+        }
+        let fields = refusal.headers.map { line -> (String, String) in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            return (parts[0].lowercased() + ":", parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : "")
+        }
+        let body = Array(refusal.body.utf8)
+        var head = [UInt8](repeating: 0, count: OutgoingMessage.headroom + 1024)
+        let failed = withCStrings(fields.map(\.0)) { names in
+            withCStrings(fields.map(\.1)) { values in
+                head.withUnsafeMutableBufferPointer { buffer -> Bool in
+                    let start = buffer.baseAddress!.advanced(by: OutgoingMessage.headroom)
+                    let end = buffer.baseAddress!.advanced(by: buffer.count)
+                    return statecast_http_write_refusal_headers(
+                        wsi, UInt32(refusal.status), body.count, names, values, Int32(fields.count), start, end) != 0
+                }
+            }
+        }
+        if failed { return -1 }
+        queueHTTPBody(wsi, pss, body)
+        return 0
+    }
+
+    /// Keeps `body` for HTTP_WRITEABLE, which sends it as the end of the response.
+    private func queueHTTPBody(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, _ body: [UInt8]) {
+        freeHTTPBody(pss)
+        let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: OutgoingMessage.headroom + body.count)
+        body.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { (storage + OutgoingMessage.headroom).update(from: base, count: body.count) }
+        }
+        pss.pointee.http_body = storage
+        pss.pointee.http_body_len = body.count
+        lws_callback_on_writable(wsi)
     }
 
     /// A complete HTTP/1.1 response written in one go (lws's own status
@@ -641,6 +671,7 @@ final class ServiceCore: @unchecked Sendable {
             origin: header(wsi, statecast_header_origin()),
             webSocketKey: header(wsi, statecast_header_ws_key()),
             webSocketVersion: header(wsi, statecast_header_ws_version()),
+            subprotocols: header(wsi, statecast_header_ws_protocol()),
             isUpgrade: isUpgrade)
     }
 
@@ -660,10 +691,18 @@ final class ServiceCore: @unchecked Sendable {
 
     // MARK: Echo (opt-in debugging endpoint)
 
+    /// What an echo connection has read and not yet echoed back.
+    ///
+    /// Bounded like a viewer's backlog: past ``HostConfiguration/maxViewerBacklogBytes``
+    /// of unsent echoes the host stops reading from that connection (lws rx
+    /// flow control), so a client that sends without reading meets TCP
+    /// backpressure instead of growing the host's memory.
     struct EchoState {
         var partial: [UInt8] = []
         var partialIsBinary = false
         var ready: [(binary: Bool, bytes: [UInt8])] = []
+        var readyBytes = 0
+        var paused = false
     }
 
     func echoEstablished(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) {
@@ -672,7 +711,9 @@ final class ServiceCore: @unchecked Sendable {
         echoes[wsi] = EchoState()
     }
 
-    func echoReceived(_ wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
+    func echoReceived(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, _ input: UnsafeMutableRawPointer?, length: Int) -> Int32 {
+        pss.pointee.last_heard_us = monotonicMicros()
+        pss.pointee.last_ping_us = 0
         // Taken out of the dictionary so `partial` is uniquely referenced and
         // appending a fragment does not copy the whole message so far.
         guard var state = echoes.removeValue(forKey: wsi) else { return 0 }
@@ -683,21 +724,27 @@ final class ServiceCore: @unchecked Sendable {
         if let input, length > 0 {
             state.partial.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
         }
-        if state.partial.count + Int(lws_remaining_packet_payload(wsi)) > configuration.maxIncomingMessageBytes {
+        if exceedsIncomingLimit(received: Int64(state.partial.count), declaredRemaining: Int64(lws_remaining_packet_payload(wsi))) {
             echoes[wsi] = nil
             statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE.rawValue), "message too big")
             return -1
         }
         if lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 {
             state.ready.append((state.partialIsBinary, state.partial))
+            state.readyBytes += state.partial.count
             state.partial = []
             lws_callback_on_writable(wsi)
+        }
+        if !state.paused, state.readyBytes >= configuration.maxViewerBacklogBytes {
+            state.paused = true
+            lws_rx_flow_control(wsi, 0)
         }
         echoes[wsi] = state
         return 0
     }
 
-    func echoWritable(_ wsi: OpaquePointer) -> Int32 {
+    func echoWritable(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Int32 {
+        pss.pointee.awaiting_write = 0
         // After libwebsockets has sent a Close of its own (a protocol error its
         // parser found), 4.1.6 still offers SERVER_WRITEABLE and lws_write still
         // sends; RFC 6455 §5.5.1 allows no data frame after a Close.
@@ -705,8 +752,25 @@ final class ServiceCore: @unchecked Sendable {
             echoes[wsi] = nil
             return 0
         }
-        guard var state = echoes[wsi], !state.ready.isEmpty else { return 0 }
+        if pss.pointee.too_big != 0 {
+            statecast_close_reason(wsi, Int32(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE.rawValue), "message too big")
+            return -1
+        }
+        guard var state = echoes[wsi] else { return 0 }
+        if pss.pointee.ping_due != 0 {
+            pss.pointee.ping_due = 0
+            let payload = pingBuffer.baseAddress!.advanced(by: OutgoingMessage.headroom).assumingMemoryBound(to: UInt8.self)
+            if statecast_write_ping(wsi, payload, 1) < 0 { return -1 }
+            if !state.ready.isEmpty { lws_callback_on_writable(wsi) }
+            return 0
+        }
+        guard !state.ready.isEmpty else { return 0 }
         let (binary, bytes) = state.ready.removeFirst()
+        state.readyBytes -= bytes.count
+        if state.paused, state.readyBytes <= configuration.maxViewerBacklogBytes / 2 {
+            state.paused = false
+            lws_rx_flow_control(wsi, 1)
+        }
         echoes[wsi] = state
         var frame = [UInt8](repeating: 0, count: OutgoingMessage.headroom)
         frame += bytes
@@ -717,6 +781,59 @@ final class ServiceCore: @unchecked Sendable {
         if written < bytes.count { return -1 }
         if !state.ready.isEmpty { lws_callback_on_writable(wsi) }
         return 0
+    }
+
+    /// The heartbeat and the declared-length check for echo connections (part of ``sweep()``).
+    private func sweepEchoes(now: Int64) {
+        for wsi in echoes.keys {
+            guard let pss = pss(wsi) else { continue }
+            if closeIfDeclaredTooBig(wsi, pss) { continue }
+            heartbeatStep(wsi, pss, now: now)
+        }
+    }
+
+    /// One WebSocket connection's heartbeat (viewer or echo): ping it when
+    /// quiet, hang up when silent past the timeout.
+    private func heartbeatStep(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>, now: Int64) {
+        let lastPing = pss.pointee.last_ping_us == 0 ? nil : pss.pointee.last_ping_us
+        switch heartbeat.action(now: now, lastHeard: pss.pointee.last_heard_us, lastPing: lastPing) {
+        case .none:
+            break
+        case .ping:
+            pss.pointee.last_ping_us = now
+            pss.pointee.ping_due = 1
+            if pss.pointee.awaiting_write == 0 { requestWrite(wsi, pss) }
+        case .hangUp:
+            logger.debug("hanging up on a connection that stopped answering pings")
+            statecast_kill_async(wsi)
+        }
+    }
+
+    // MARK: Declared frame lengths
+
+    /// Whether a message of which `received` bytes arrived, and whose current
+    /// frame still declares `declaredRemaining` bytes, is over the limit
+    /// (without overflowing: a frame may declare up to 2^63 - 1 bytes).
+    func exceedsIncomingLimit(received: Int64, declaredRemaining: Int64) -> Bool {
+        let limit = Int64(configuration.maxIncomingMessageBytes)
+        return received > limit || declaredRemaining > limit - received
+    }
+
+    /// A frame header declaring more than the limit gives no callback until
+    /// payload arrives (lws 4.1.6 parses the header silently), so a peer that
+    /// declares 1 TiB and sends nothing would hang there. The sweep asks lws
+    /// for the declared length of the frame being read and closes such a
+    /// connection with 1009. Returns whether it did.
+    private func closeIfDeclaredTooBig(_ wsi: OpaquePointer, _ pss: UnsafeMutablePointer<statecast_pss>) -> Bool {
+        guard pss.pointee.is_sse == 0, pss.pointee.too_big == 0 else { return false }
+        let declared = Int64(lws_remaining_packet_payload(wsi))
+        guard exceedsIncomingLimit(received: pss.pointee.rx_message_bytes, declaredRemaining: declared) else { return false }
+        logger.debug("closing a connection whose frame declares more than the limit", metadata: [
+            "declared": "\(declared)", "limit": "\(configuration.maxIncomingMessageBytes)",
+        ])
+        pss.pointee.too_big = 1
+        lws_callback_on_writable(wsi)
+        return true
     }
 
     // MARK: Helpers
@@ -737,6 +854,15 @@ func monotonicMicros() -> Int64 {
 private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
     guard let string else { return body(nil) }
     return string.withCString { body($0) }
+}
+
+/// Calls `body` with C strings of `strings` (valid only during the call).
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    // NULL-terminated, so the array is never empty and always has an address.
+    let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
 @inline(__always)
@@ -780,11 +906,11 @@ private func hostCallback(
         return 0
     case LWS_CALLBACK_SERVER_WRITEABLE:
         guard let pss else { return 0 }
-        if pss.pointee.is_echo != 0 { return core.echoWritable(wsi) }
+        if pss.pointee.is_echo != 0 { return core.echoWritable(wsi, pss) }
         return core.viewerWritable(wsi, pss)
     case LWS_CALLBACK_RECEIVE:
         guard let pss else { return 0 }
-        if pss.pointee.is_echo != 0 { return core.echoReceived(wsi, input, length: length) }
+        if pss.pointee.is_echo != 0 { return core.echoReceived(wsi, pss, input, length: length) }
         return core.viewerReceived(wsi, pss, length: length)
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if let input, length >= 2 {

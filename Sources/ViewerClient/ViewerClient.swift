@@ -61,6 +61,9 @@ public final class ViewerClient: Sendable {
         var started = false
         var finished = false
         var lastProblem: String?
+        /// Set when a connection could not even start: the next attempts go
+        /// without the resume query until a connection is established.
+        var resumeSuppressed = false
         var reconnectTimer: Task<Void, Never>?
         var nextObserverID = 0
         var stateObservers: [Int: AsyncStream<ConnectionState>.Continuation] = [:]
@@ -182,19 +185,24 @@ public final class ViewerClient: Sendable {
 
     /// Every applied change, from the moment of access on (no replay: read
     /// ``session`` for the state so far). Each access returns a new stream;
-    /// the streams finish after ``disconnect()``. Nothing is dropped, so a
-    /// consumer should keep up.
+    /// the streams finish after ``disconnect()``.
+    ///
+    /// Each stream holds at most `configuration.changeBufferLimit` changes
+    /// (each carries a whole session): a consumer that falls further behind
+    /// skips the oldest buffered changes, never the newest, so it always ends
+    /// with the state the viewer holds.
     public var changes: AsyncStream<AppliedChange> {
-        observe(\.changeObservers)
+        observe(\.changeObservers, buffering: .bufferingNewest(configuration.changeBufferLimit))
     }
 
     /// A new stream registered in `observers` until it terminates; finished at
     /// once after ``disconnect()``. `first` may yield an initial element.
     private func observe<Element: Sendable>(
         _ observers: any WritableKeyPath<Core, [Int: AsyncStream<Element>.Continuation]> & Sendable,
+        buffering policy: AsyncStream<Element>.Continuation.BufferingPolicy = .unbounded,
         first: (borrowing Core, AsyncStream<Element>.Continuation) -> Void = { _, _ in }
     ) -> AsyncStream<Element> {
-        let (stream, continuation) = AsyncStream.makeStream(of: Element.self)
+        let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: policy)
         let registered = core.withLock { core -> Bool in
             first(core, continuation)
             guard !core.finished else { return false }
@@ -283,7 +291,8 @@ public final class ViewerClient: Sendable {
             default:
                 break
             }
-            return (action, resumes ? core.viewer.resumeQuery : nil, core.machine.endpoint)
+            return (action, resumes && !core.resumeSuppressed ? ResumeLimits.query(for: core.viewer) : nil,
+                    core.machine.endpoint)
         }
         let target = urls[endpoint]
         switch action {
@@ -326,7 +335,10 @@ public final class ViewerClient: Sendable {
     private func transportReported(_ event: TransportEvent) {
         switch event {
         case .established:
-            core.withLock { $0.lastProblem = nil }
+            core.withLock { core in
+                core.lastProblem = nil
+                core.resumeSuppressed = false
+            }
             handle(.established)
         case let .closed(code):
             let problem = code.map { "the host closed the connection (code \($0)\(Self.closeCodeName($0)))" }
@@ -336,12 +348,27 @@ public final class ViewerClient: Sendable {
         case .pingTimeout:
             core.withLock { $0.lastProblem = "the host stopped answering pings" }
             handle(.pingTimeout)
+        case let .connectionError(reason, status?) where (300..<400).contains(status):
+            // A redirect is a refusal (issue 13, item 13): the transport never follows it.
+            core.withLock { $0.lastProblem = reason }
+            handle(.handshakeRejected(httpStatus: status))
         case let .connectionError(_, status?) where status != 101:
             core.withLock { $0.lastProblem = "the host answered the handshake with HTTP \(status)" }
             handle(.handshakeRejected(httpStatus: status))
         case let .connectionError(reason, _):
             core.withLock { $0.lastProblem = reason }
             handle(.connectionError(reason: reason))
+        case let .couldNotStart(reason):
+            // Whatever made the request unusable (issue 13, item 14), the next
+            // attempts go without the resume query.
+            core.withLock { core in
+                core.lastProblem = reason
+                core.resumeSuppressed = true
+            }
+            handle(.connectionError(reason: reason))
+        case let .failed(reason):
+            core.withLock { $0.lastProblem = reason }
+            handle(.closed(code: nil))
         case let .message(frame):
             apply(frame)
         }
@@ -385,7 +412,9 @@ public final class ViewerClient: Sendable {
         case 1001: ", going away"
         case 1002: ", protocol error"
         case 1005: ", no code given"
+        case 1007: ", invalid UTF-8"
         case 1008: ", policy violation"
+        case 1009: ", message too big"
         case 1011: ", host error"
         default: ""
         }

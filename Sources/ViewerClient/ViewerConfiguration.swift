@@ -34,8 +34,16 @@ public struct ViewerConfiguration: Sendable {
     /// viewer was away. Default true; hosts that do not know the query send
     /// the full state anyway.
     public var resumes = true
-    /// Messages larger than this are dropped and counted. Default 16 MiB.
+    /// The largest message the viewer takes. A larger one is counted and the
+    /// viewer closes the connection with 1009 (message too big) as soon as
+    /// the bytes received pass the limit, without buffering them, then
+    /// reconnects on the usual schedule. Default 16 MiB.
     public var maximumMessageBytes = 16 << 20
+    /// How many applied changes each ``ViewerClient/changes`` stream buffers
+    /// for a consumer that is behind. Past it the oldest buffered change is
+    /// dropped (the newest never is), so what a host can make the viewer hold
+    /// stays bounded by this many sessions. At least 1. Default 8.
+    public var changeBufferLimit = 8
     /// The clock that times reconnect delays and the close timeout (tests inject a manual one).
     public var clock: any Clock<Duration> = ContinuousClock()
     /// The random source for reconnect jitter (tests inject a seeded one).
@@ -73,6 +81,9 @@ public struct ViewerConfiguration: Sendable {
         }
         guard maximumMessageBytes >= 1024 else {
             throw .invalidConfiguration("the maximum message size is below 1 KiB", fix: "give at least 1024 bytes")
+        }
+        guard changeBufferLimit >= 1 else {
+            throw .invalidConfiguration("the change buffer limit is below 1", fix: "give at least 1, for example 8")
         }
         return (UInt16(ping), UInt16(hangup))
     }

@@ -112,11 +112,16 @@ public struct ViewerURL: Sendable, Hashable, CustomStringConvertible {
         path = pathAndQuery
     }
 
-    /// The URL in canonical form (lower-case scheme, explicit port).
+    /// The URL in canonical form (lower-case scheme, explicit port), safe to
+    /// print: the value of a `token` query parameter shows as `REDACTED`.
     public var description: String {
         let hostText = isIPv6 ? "[\(host)]" : host
-        return "\(secure ? "wss" : "ws")://\(hostText):\(port)\(path)"
+        return "\(secure ? "wss" : "ws")://\(hostText):\(port)\(redactedPath)"
     }
+
+    /// ``path`` with the value of a `token` query parameter shown as `REDACTED`
+    /// (for logs and messages; the request itself carries the token).
+    public var redactedPath: String { TokenRedaction.redact(path) }
 
     /// `path` with `query` (`name=value&…`) added to its query string.
     public func path(appendingQuery query: String) -> String {

@@ -67,7 +67,7 @@ enum ViewerQR {
         if bind == "0.0.0.0" {
             address = lanAddresses.first
         } else {
-            address = bind.hasPrefix("127.") ? nil : bind
+            address = ServingOptions.isLoopback(bind) ? nil : bind
         }
         var url = "\(secure ? "https" : "http")://\(address ?? "127.0.0.1"):\(port)/"
         if let token { url += "?token=" + percentEncoded(token) }

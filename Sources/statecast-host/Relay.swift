@@ -22,6 +22,7 @@ struct Relay: AsyncParsableCommand {
     }
 
     func run() async throws {
+        Console.ignoreBrokenPipes()
         let logger = serving.bootstrapLogging(label: "statecast.relay")
         var (configuration, secret) = try serving.hostConfiguration()
 

@@ -34,11 +34,12 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
 
     func validate() throws {
-        guard debounceMs >= 0 else { throw ValidationError("--debounce-ms must be 0 or more, got \(debounceMs)") }
-        if let maxWaitMs, maxWaitMs <= 0 { throw ValidationError("--max-wait-ms must be more than 0, got \(maxWaitMs)") }
+        try ServingOptions.check(debounceMs, 0...86_400_000, "--debounce-ms")
+        if let maxWaitMs { try ServingOptions.check(maxWaitMs, 1...86_400_000, "--max-wait-ms") }
     }
 
     func run() async throws {
+        Console.ignoreBrokenPipes()
         let logger = serving.bootstrapLogging(label: "statecast.host")
 
         let initial: Session
@@ -99,21 +100,5 @@ struct Serve: AsyncParsableCommand {
             services: [service], gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
         try await group.run()
         publisher?.0.stop()
-    }
-}
-
-/// Writing lines for people: stdout for status, stderr for problems.
-enum Console {
-    static func out(_ line: String) {
-        // Unbuffered, so a pipe sees each status line at once.
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
-    }
-
-    static func error(_ message: String) {
-        FileHandle.standardError.write(Data("statecast-host: error: \(message)\n".utf8))
-    }
-
-    static func warning(_ message: String) {
-        FileHandle.standardError.write(Data("statecast-host: warning: \(message)\n".utf8))
     }
 }

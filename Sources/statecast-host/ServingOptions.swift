@@ -8,7 +8,7 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "TCP port to listen on (0 picks a free one).")
     var port: Int = 9876
 
-    @Option(help: "Address to listen on (0.0.0.0: every IPv4 interface).")
+    @Option(help: "Address to listen on (0.0.0.0: every IPv4 interface); a host name such as localhost is resolved at start.")
     var bind: String = "0.0.0.0"
 
     @Option(help: "How often to check the viewer count for the status line (milliseconds).")
@@ -47,28 +47,43 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "PEM certificate: serve wss:// and https:// (with --tls-key).")
     var tlsCert: String?
 
-    @Option(help: "PEM private key for --tls-cert.")
+    @Option(help: "PEM private key for --tls-cert, unencrypted (the host cannot ask for a passphrase).")
     var tlsKey: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func validate() throws {
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, got \(port)") }
-        guard clientPollMs >= 10 else { throw ValidationError("--client-poll-ms must be at least 10, got \(clientPollMs)") }
-        guard pingIntervalS >= 1 else { throw ValidationError("--ping-interval-s must be at least 1, got \(pingIntervalS)") }
+        // Upper bounds keep every product (KiB × 1024, seconds × 10^6) far from overflow.
+        try Self.check(port, 0...65535, "--port")
+        try Self.check(clientPollMs, 10...86_400_000, "--client-poll-ms")
+        try Self.check(pingIntervalS, 1...86_399, "--ping-interval-s")
+        try Self.check(pingTimeoutS, 2...86_400, "--ping-timeout-s")
         guard pingTimeoutS > pingIntervalS else {
             throw ValidationError("--ping-timeout-s (\(pingTimeoutS)) must be longer than --ping-interval-s (\(pingIntervalS))")
         }
-        guard maxViewerBufferKb >= 1 else { throw ValidationError("--max-viewer-buffer-kb must be at least 1, got \(maxViewerBufferKb)") }
-        guard sseKeepaliveS >= 0.1, sseKeepaliveS.isFinite else { throw ValidationError("--sse-keepalive-s must be at least 0.1, got \(sseKeepaliveS)") }
-        guard maxMessageKb >= 1 else { throw ValidationError("--max-message-kb must be at least 1, got \(maxMessageKb)") }
+        try Self.check(maxViewerBufferKb, 1...4_194_304, "--max-viewer-buffer-kb")
+        guard sseKeepaliveS.isFinite else { throw ValidationError("--sse-keepalive-s must be a number of seconds, got \(sseKeepaliveS)") }
+        try Self.check(sseKeepaliveS, 0.1...86_400, "--sse-keepalive-s")
+        try Self.check(maxMessageKb, 1...1_048_576, "--max-message-kb")
         if token != nil && tokenFile != nil { throw ValidationError("give either --token or --token-file, not both") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together; give both or neither") }
         if let maxClients, maxClients < 1 { throw ValidationError("--max-clients must be at least 1, got \(maxClients)") }
         if let echoPath, !echoPath.hasPrefix("/") { throw ValidationError("--echo-path must start with /, e.g. /echo") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)")
+        }
+    }
+
+    /// Whether `--bind` names this machine's loopback (only this machine can connect).
+    static func isLoopback(_ bind: String) -> Bool {
+        bind.hasPrefix("127.") || bind == "localhost" || bind == "::1"
+    }
+
+    /// Throws a ValidationError (exit code 64, like every bad value) naming `flag` and its range.
+    static func check<Value: Comparable>(_ value: Value, _ range: ClosedRange<Value>, _ flag: String) throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(flag) must be from \(range.lowerBound) to \(range.upperBound), got \(value)")
         }
     }
 
@@ -130,7 +145,7 @@ struct ServingOptions: ParsableArguments {
         Console.out("Serving \"\(name)\" on \(bind):\(actualPort)")
         Console.out("Viewers can connect to:")
         for address in lan { Console.out("  \(scheme)://\(address):\(actualPort)/") }
-        if bind == "0.0.0.0" || bind.hasPrefix("127.") { Console.out("  \(scheme)://localhost:\(actualPort)/") }
+        if bind == "0.0.0.0" || Self.isLoopback(bind) { Console.out("  \(scheme)://localhost:\(actualPort)/") }
         let page = tlsCert == nil ? "http" : "https"
         Console.out("Browsers: \(page)://\(lan.first ?? "localhost"):\(actualPort)/")
         if token != nil { Console.out("Viewers must present the token (Authorization: Bearer … or ?token=…).") }

@@ -57,6 +57,10 @@ final class LiveView: Sendable {
     }
 
     /// Draws the final frame and gives the terminal back.
+    ///
+    /// Host-chosen text (session name, keys, values, problems that quote the
+    /// host) is drawn through ``Terminal/printable(_:)``; the only escape
+    /// sequences written are the view's own.
     func finish() {
         let frame = model.withLock { render($0) }
         Terminal.out(frame + "\n\u{1B}[?25h")
@@ -66,7 +70,7 @@ final class LiveView: Sendable {
         let size = Terminal.size() ?? (rows: 24, columns: 80)
         var lines: [String] = []
         if let session = model.session {
-            lines.append("\u{1B}[1m\(session.name)\u{1B}[0m")
+            lines.append("\u{1B}[1m\(Terminal.printable(session.name))\u{1B}[0m")
             lines.append(contentsOf: section("config", .object(session.config)))
             lines.append(contentsOf: section("data", session.data))
             lines.append(contentsOf: section("metadata", .object(session.metadata)))
@@ -88,9 +92,9 @@ final class LiveView: Sendable {
         var lines = ["\u{1B}[2m\(title)\u{1B}[0m"]
         if case let .object(members) = value {
             if members.isEmpty { lines.append("  (empty)") }
-            for (key, member) in members { lines.append("  \(key): \(member.jsonText)") }
+            for (key, member) in members { lines.append("  \(Terminal.printable(key)): \(Terminal.printable(member.jsonText))") }
         } else {
-            lines.append("  " + value.jsonText)
+            lines.append("  " + Terminal.printable(value.jsonText))
         }
         return lines
     }
@@ -101,7 +105,7 @@ final class LiveView: Sendable {
         case let .reconnecting(attempt, delay):
             let left = max(.zero, delay - (ContinuousClock.now - model.connectionSince))
             parts = ["reconnecting in \(tenths(left)) s (attempt \(attempt))"]
-            if let problem = model.problem { parts.append(problem) }
+            if let problem = model.problem { parts.append(Terminal.printable(problem)) }
         case .connected:
             parts = ["● connected to \(url)"]
         case .connecting:

@@ -84,8 +84,15 @@ struct StatecastViewer: AsyncParsableCommand {
     ))
     var pingTimeoutSeconds: Int = 60
 
-    @Option(help: ArgumentHelp("The token the host requires (sent as Authorization: Bearer). Also: STATECAST_TOKEN.", valueName: "token"))
+    @Option(help: ArgumentHelp(
+        "The token the host requires (sent as Authorization: Bearer). Any user on this machine can read it in `ps`: "
+            + "prefer --token-file or STATECAST_TOKEN.",
+        valueName: "token"))
     var token: String?
+
+    @Option(name: .customLong("token-file"), help: ArgumentHelp(
+        "Read the token from FILE (its first line; keep the file readable only by you).", valueName: "FILE"))
+    var tokenFile: String?
 
     @Option(help: ArgumentHelp("PEM file of the CA that signed the host's certificate (for wss:// with a private CA).", valueName: "FILE"))
     var ca: String?
@@ -114,6 +121,9 @@ struct StatecastViewer: AsyncParsableCommand {
     func validate() throws {
         guard !urls.isEmpty else { throw ValidationError("give the host's address, for example ws://192.168.1.20:9876") }
         guard failoverDelayMs >= 0 else { throw ValidationError("--failover-delay-ms must be 0 or more, got \(failoverDelayMs)") }
+        guard token == nil || tokenFile == nil else {
+            throw ValidationError("give the token once: either --token or --token-file, not both")
+        }
     }
 
     mutating func run() async throws {
@@ -128,7 +138,8 @@ struct StatecastViewer: AsyncParsableCommand {
             configuration.pingInterval = .seconds(pingIntervalSeconds)
             configuration.pingTimeout = .seconds(pingTimeoutSeconds)
             configuration.failoverDelay = .milliseconds(failoverDelayMs)
-            configuration.token = token ?? ProcessInfo.processInfo.environment["STATECAST_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            configuration.token = try tokenFile.map(Self.readToken(from:)) ?? token
+                ?? ProcessInfo.processInfo.environment["STATECAST_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             if let ca {
                 guard FileManager.default.isReadableFile(atPath: ca) else {
                     throw UsageError("cannot read the CA file \(ca); check the path given with --ca")
@@ -288,7 +299,7 @@ struct StatecastViewer: AsyncParsableCommand {
     private func loadSchema() throws -> FieldSchema? {
         var result: FieldSchema?
         if let path = schema {
-            let bytes = try readFile(path)
+            let bytes = try Self.readFile(path, what: "the schema file")
             let json: JSONValue
             do {
                 json = try JSONValue(parsing: bytes)
@@ -326,9 +337,23 @@ struct StatecastViewer: AsyncParsableCommand {
         return result
     }
 
-    private func readFile(_ path: String) throws -> [UInt8] {
+    /// The first line of `path`, without surrounding whitespace.
+    private static func readToken(from path: String) throws -> String {
+        let bytes = try readFile(path, what: "the --token-file")
+        let line = String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+        let token = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else {
+            throw UsageError("the token file \(path) given with --token-file is empty; write the token on its first line")
+        }
+        guard !token.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw UsageError("the token in \(path) given with --token-file contains a control character; write it on one line")
+        }
+        return token
+    }
+
+    private static func readFile(_ path: String, what: String) throws -> [UInt8] {
         guard let file = fopen(path, "rb") else {
-            throw UsageError("cannot read the schema file \(path) (\(String(cString: strerror(errno)))); check the path")
+            throw UsageError("cannot read \(what) \(path) (\(String(cString: strerror(errno)))); check the path")
         }
         defer { fclose(file) }
         var bytes: [UInt8] = []

@@ -28,10 +28,30 @@ enum Terminal {
         bytes.withUnsafeBufferPointer { writeAll($0, to: STDOUT_FILENO) }
     }
 
-    /// Writes one line to standard error, prefixed with the program name.
+    /// Writes one line to standard error, prefixed with the program name
+    /// (controls in `line` shown as `?`: it may quote the host).
     static func status(_ line: String) {
-        var text = "statecast-viewer: \(line)\n"
+        var text = "statecast-viewer: \(printable(line))\n"
         text.withUTF8 { bytes in writeAll(bytes, to: STDERR_FILENO) }
+    }
+
+    /// `text` without anything a terminal would act on: C0 controls (ESC, BEL,
+    /// newlines, …), DEL and C1 controls (U+0080–U+009F, e.g. the 8-bit CSI
+    /// U+009B) are each shown as `?`. Everything a host chose (names, keys,
+    /// values) goes through this before the live view draws it, so a host
+    /// cannot set the window title, write the clipboard (`ESC ] 52`) or move
+    /// the cursor.
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var result = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            result.append(isControl(scalar) ? "?" : scalar)
+        }
+        return String(result)
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
     /// Rows and columns of the terminal on standard output, if it is one.

@@ -46,6 +46,29 @@ import Testing
         #expect(Heartbeat(pingInterval: .milliseconds(100), timeout: .seconds(2)).sweepIntervalMicros == 100_000)
     }
 
+    /// SPEC §3: "defaults around 30 s / 60 s"; the SSE keepalive comment every 30 s.
+    /// Times are given, not read from a clock, so the exact boundaries are checked.
+    @Test func aDefaultHostPingsAt30sHangsUpAt60sAndKeepsEventStreamsAliveEvery30s() {
+        let host = Heartbeat(HostConfiguration())
+        #expect(host.action(now: 30 * second - 1, lastHeard: 0, lastPing: nil) == .none)
+        #expect(host.action(now: 30 * second, lastHeard: 0, lastPing: nil) == .ping)
+        #expect(host.action(now: 60 * second - 1, lastHeard: 0, lastPing: 30 * second) == .none)
+        #expect(host.action(now: 60 * second, lastHeard: 0, lastPing: 30 * second) == .hangUp)
+        #expect(!host.sseKeepaliveDue(now: 30 * second - 1, lastWrite: 0))
+        #expect(host.sseKeepaliveDue(now: 30 * second, lastWrite: 0))
+        #expect(!host.sseKeepaliveDue(now: 45 * second, lastWrite: 20 * second), "a write restarts the keepalive clock")
+        #expect(host.sweepIntervalMicros == 5 * second)
+    }
+
+    @Test func aShortKeepaliveIntervalMakesTheSweepOftenEnough() {
+        var configuration = HostConfiguration()
+        configuration.sseKeepaliveInterval = .milliseconds(500)
+        let host = Heartbeat(configuration)
+        #expect(host.sweepIntervalMicros == 125_000)
+        #expect(host.sseKeepaliveDue(now: 500_000, lastWrite: 0))
+        #expect(!host.sseKeepaliveDue(now: 499_999, lastWrite: 0))
+    }
+
     @Test func timeoutIsAlwaysLongerThanTheInterval() {
         let odd = Heartbeat(pingInterval: .seconds(10), timeout: .seconds(5))
         #expect(odd.timeoutMicros > odd.pingIntervalMicros)

@@ -125,26 +125,40 @@ import Testing
     }
 
     @Test func viewerFarBehindGetsOneFreshFullStateInsteadOfItsBacklog() throws {
-        let host = try startHost { $0.maxViewerBacklogBytes = 4096 }
+        let host = try startHost { $0.maxViewerBacklogBytes = 64 * 1024 }
         defer { host.stop() }
         let viewer = try RawWebSocket(port: host.status.port)
         _ = try viewer.readText()
-        // Far more than the backlog: the viewer is not reading while these go out.
-        let blob = String(repeating: "x", count: 2000)
-        for step in 0..<2000 { host.broadcast(.configUpdate(["blob": .string(blob), "step": .int(Int64(step))])) }
-        var sawFullState = false
-        var lastSeq: Int64 = 1
-        while lastSeq < 2001 {
+        // ~24 MB go out while the viewer does not read: far more than the backlog plus all
+        // the kernel's loopback socket buffers can hold (4 MiB send, 6 MiB receive at most),
+        // so the host must drop its queued updates whatever its service thread's pace.
+        let updates = 6000
+        let blob = String(repeating: "x", count: 4000)
+        var last: Int64 = 1
+        // "mode" is a string key of the first state: every broadcast is a config_update.
+        for step in 0..<updates { last = host.broadcast(.configUpdate(["mode": .string("\(step) \(blob)")])) }
+        var seqs: [Int64] = [1]
+        var fullStates: [(seq: Int64, session: Session)] = []
+        while seqs.last! < last {
             let next = try envelope(try viewer.readText())
             let seq = try #require(next.seq)
-            #expect(seq > lastSeq)
-            lastSeq = seq
+            #expect(seq > seqs.last!)
             if case .sessionUpdate(let session) = next.payload {
-                sawFullState = true
-                #expect(session.config["step"] != nil)
+                // A fresh full state replaces dropped updates: it never follows its predecessor directly.
+                #expect(seq > seqs.last! + 1, "a full state at seq \(seq) right after \(seqs.last!)")
+                fullStates.append((seq, session))
             }
+            seqs.append(seq)
         }
-        #expect(sawFullState)
-        #expect(lastSeq == 2001)
+        // Conflated: most updates never reached it, and it caught up with one full
+        // state equal to the host's, at the newest seq, read last.
+        #expect(seqs.count < updates / 2, "the stalled viewer read \(seqs.count) of \(updates) updates")
+        let final = try #require(fullStates.last, "no fresh full state after falling behind")
+        #expect(final.seq == last)
+        #expect(final.session == host.session)
+        // In step again: the next change is the next thing it reads.
+        let after = host.broadcast(.configUpdate(["mode": "done"]))
+        let next = try envelope(try viewer.readText())
+        #expect(next.payload == .configUpdate(["mode": "done"]) && next.seq == after)
     }
 }

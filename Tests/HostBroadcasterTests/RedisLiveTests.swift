@@ -3,6 +3,7 @@ import Foundation
 @testable import HostBroadcaster
 import Logging
 import Testing
+import ViewerClient
 
 #if canImport(Glibc)
 import Glibc
@@ -42,6 +43,18 @@ final class TestRedis {
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         self.process = nil
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
+    func freeze() {
+        guard let process else { return }
+        Glibc.kill(process.processIdentifier, SIGSTOP)
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    func resume() {
+        guard let process else { return }
+        Glibc.kill(process.processIdentifier, SIGCONT)
     }
 
     deinit { kill() }
@@ -173,9 +186,52 @@ struct RedisLiveTests {
             seqs.append(envelope.seq ?? -1)
         }
         #expect(seqs == [1001, 1002, 1003, 1004, 1005])
-        let (_, body) = try RawWebSocket.httpGet(port: relay.status.port, path: "/status")
-        let status = try JSONValue(parsing: body)
-        #expect(status["role"] == "relay" && status["degraded"] == false && status["upstreamSeq"] == 1005)
+        // /status's relay members are published just after the flags they mirror: wait for them.
+        #expect(eventually {
+            guard let response = try? RawWebSocket.httpGet(port: relay.status.port, path: "/status"),
+                  let status = try? JSONValue(parsing: response.1) else { return false }
+            return status["role"] == "relay" && status["degraded"] == false && status["upstreamSeq"] == 1005
+        })
+    }
+
+    @Test("Redis frozen (SIGSTOP): the relay reports degraded, the host serves its own viewers, then everyone converges without going back")
+    func survivesARedisFreeze() throws {
+        let redis = try TestRedis()
+        let channel = try RedisChannel("live4")
+        let (host, publisher) = try startPublishingHost(redis, channel: channel)
+        defer { host.stop(); publisher.stop() }
+        let (relay, feed) = try startRelay(redis, channel: channel)
+        defer { feed.stop(); relay.stop() }
+        let relayViewer = try RawWebSocket(port: relay.status.port, timeoutSeconds: 20)
+        let hostViewer = try RawWebSocket(port: host.status.port, timeoutSeconds: 20)
+        var relayState = ViewerState()
+        var hostState = ViewerState()
+        _ = relayState.apply(.text(Array(try relayViewer.readText().utf8)))
+        _ = hostState.apply(.text(Array(try hostViewer.readText().utf8)))
+        host.broadcast(.configUpdate(["k": 1]))
+        #expect(eventually { relay.status.seq == 1001 })
+
+        redis.freeze()
+        defer { redis.resume() }
+        // However long a loaded machine takes to notice, but noticed while frozen.
+        #expect(eventually(20) { feed.isDegraded })
+        for value in 2...5 { host.broadcast(.configUpdate(["k": .int(Int64(value))])) }
+        // The host's own viewer gets every change while Redis is frozen.
+        while hostState.lastSeq != 1005 { _ = hostState.apply(.text(Array(try hostViewer.readText().utf8))) }
+        #expect(hostState.session == host.session)
+        #expect(relay.status.seq <= 1001, "the relay moved on with Redis frozen")
+
+        redis.resume()
+        #expect(eventually(20) { relay.status.seq == 1005 && !feed.isDegraded })
+        #expect(publisher.isConnected)
+        var seqs: [Int64] = []
+        while relayState.lastSeq != 1005 {
+            let text = try relayViewer.readText()
+            seqs.append(try Envelope(decoding: Array(text.utf8)).seq ?? -1)
+            _ = relayState.apply(.text(Array(text.utf8)))
+        }
+        #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count, "the relay's viewer went back: \(seqs)")
+        #expect(relayState.session == host.session)
     }
 
     @Test("a new host run (another epoch) on the channel resets the relay's viewers to the new state")

@@ -27,6 +27,9 @@ import Testing
         store.setConfig("speed", 2)
         await waitForTimer(clock)
         await clock.advance(by: .milliseconds(249))
+        // The timer still sleeps on the clock: it has not fired (a timer that fired
+        // early would have emitted and left no sleeper; this would then time out).
+        await waitForTimer(clock)
         #expect(sink.all.isEmpty)
         await clock.advance(by: .milliseconds(1))
         await settle { !sink.all.isEmpty }
@@ -39,7 +42,13 @@ import Testing
         store.setConfig("speed", 1)
         await waitForTimer(clock)
         await clock.advance(by: .seconds(1))
-        #expect(sink.all.isEmpty)
+        // The marker: a later change is the first thing published, so the window
+        // above (whether or not its timer has run yet) sent nothing.
+        store.setConfig("mode", "square")
+        await waitForTimer(clock)
+        await clock.advance(by: .seconds(1))
+        await settle { !sink.all.isEmpty }
+        #expect(sink.all == [.configUpdate(["mode": "square"])])
     }
 
     @Test func burstsCoalesceToTheChangedKeysWithLastValues() async {
@@ -127,7 +136,12 @@ import Testing
         store.flush()
         #expect(sink.all == [.configUpdate(["speed": 9])])
         await clock.advance(by: .seconds(1))
-        #expect(sink.all.count == 1)
+        // The marker: the next change comes right after the flushed one, nothing in between.
+        store.setConfig("mode", "square")
+        await waitForTimer(clock)
+        await clock.advance(by: .seconds(1))
+        await settle { sink.all.count >= 2 }
+        #expect(sink.all == [.configUpdate(["speed": 9]), .configUpdate(["mode": "square"])])
     }
 
     @Test func sessionShowsPendingChanges() {

@@ -5,14 +5,24 @@
       Writes a wstest fuzzingclient spec: TEMPLATE with the server URL, the
       report folder and optionally the case list replaced.
 
+  autobahn.py server-spec OUT --url URL --outdir DIR --cases 'A B'
+      Writes a wstest fuzzingserver spec (the viewer direction).
+
+  autobahn.py noecho [--groups '1 2 …']
+      Prints the IDs of the cases whose passing outcome needs no message back
+      from the client (Autobahn's own expectations, read from its case
+      classes; needs the wstest venv): the selection a one-way client such as
+      statecast-viewer can be graded on. Cases that expect the client to echo
+      a message cannot pass against a viewer, which never sends one.
+
   autobahn.py summarize INDEX_JSON [--known 'ID=REASON']...
       Counts Autobahn's verdicts (OK / NON-STRICT / INFORMATIONAL /
       UNIMPLEMENTED / FAILED) per case group and overall, lists every case
       that is not plainly OK, and exits 1 when a case FAILED that is not one
       of the known-and-explained ones given with --known (2 when the index is
       missing or empty). It also reads each case's wire log and exits 1 when
-      the host sent a data frame after its Close frame (RFC 6455 5.5.1), which
-      Autobahn itself does not check.
+      the peer under test sent a data frame after its Close frame (RFC 6455
+      5.5.1), which Autobahn itself does not check.
 """
 from __future__ import print_function
 
@@ -42,6 +52,56 @@ def write_spec(args):
     with open(args.out, "w") as handle:
         json.dump(spec, handle, indent=2, sort_keys=True)
         handle.write("\n")
+    return 0
+
+
+def write_server_spec(args):
+    spec = {
+        "url": args.url,
+        "outdir": args.outdir,
+        "cases": args.cases.split(),
+        "exclude-cases": [],
+        "exclude-agent-cases": {},
+    }
+    with open(args.out, "w") as handle:
+        json.dump(spec, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    return 0
+
+
+class _Anything(object):
+    """Stands in for the protocol while a case's onOpen() sets its expectations:
+    every attribute and call gives another _Anything; close codes are numbers."""
+
+    def __call__(self, *args, **kwargs):
+        return _Anything()
+
+    def __getattr__(self, name):
+        if name.startswith("CLOSE_STATUS_CODE"):
+            return 1000
+        return _Anything()
+
+
+def no_echo_cases(args):
+    # This file is called autobahn.py: keep its folder from shadowing the autobahn package.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
+    from autobahntestsuite import case as cases  # only in the wstest venv (Python 2.7)
+    from autobahntestsuite.caseset import CaseSet
+    case_set = CaseSet(cases.CaseSetname, cases.CaseBasename, cases.Cases, cases.CaseCategories,
+                       cases.CaseSubCategories)
+    groups = set(args.groups.split())
+    selected = []
+    for case_class in cases.Cases:
+        case_id = case_set.caseClasstoId(case_class)
+        if case_id.split(".")[0] not in groups:
+            continue
+        instance = case_class(_Anything())
+        instance.onOpen()
+        passing = instance.expected.get(cases.Case.OK, [])
+        if not any(event[0] == "message" for event in passing):
+            selected.append(case_id)
+    print(" ".join(sorted(selected, key=case_key)))
     return 0
 
 
@@ -120,7 +180,7 @@ def summarize(args):
                 else:
                     unexplained.append(case_id)
 
-        print("Autobahn|Testsuite fuzzingclient against %s: %d cases" % (agent, len(cases)))
+        print("Autobahn|Testsuite against %s: %d cases" % (agent, len(cases)))
         header = "%-7s %6s %6s %11s %14s %14s %7s" % (
             "group", "cases", "OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
         print(header)
@@ -154,7 +214,7 @@ def summarize(args):
 
         print("")
         if late_data:
-            print("conformance: the host sent data frames after its Close frame (RFC 6455 5.5.1) in: %s"
+            print("conformance: the peer under test sent data frames after its Close frame (RFC 6455 5.5.1) in: %s"
                   % ", ".join(late_data))
             status = 1
         if unexplained:
@@ -179,6 +239,15 @@ def main():
     spec.add_argument("--cases")
     spec.add_argument("--exclude")
 
+    server_spec = commands.add_parser("server-spec")
+    server_spec.add_argument("out")
+    server_spec.add_argument("--url", required=True)
+    server_spec.add_argument("--outdir", required=True)
+    server_spec.add_argument("--cases", required=True)
+
+    noecho = commands.add_parser("noecho")
+    noecho.add_argument("--groups", default="1 2 3 4 5 6 7 10")
+
     summary = commands.add_parser("summarize")
     summary.add_argument("index")
     summary.add_argument("--known", action="append")
@@ -186,6 +255,10 @@ def main():
     args = parser.parse_args()
     if args.command == "spec":
         return write_spec(args)
+    if args.command == "server-spec":
+        return write_server_spec(args)
+    if args.command == "noecho":
+        return no_echo_cases(args)
     if args.command == "summarize":
         return summarize(args)
     parser.print_help()

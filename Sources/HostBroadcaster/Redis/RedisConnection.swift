@@ -8,11 +8,18 @@ import CHiredis
 /// failed for good (the owner drops it and reconnects with backoff).
 final class RedisConnection {
     let url: RedisURL
+    /// Largest reply (or pub/sub message) accepted; a bigger one fails the
+    /// connection with "reply too large" instead of being buffered.
+    let maxReplyBytes: Int
     private var context: UnsafeMutablePointer<redisContext>?
 
+    /// The default bound on one reply: 64 MiB, far above any state a host publishes.
+    static let defaultMaxReplyBytes = 64 << 20
+
     /// Connects, then `SELECT`s the database. Throws `.unreachable` naming the URL.
-    init(url: RedisURL, timeout: Duration) throws(RedisError) {
+    init(url: RedisURL, timeout: Duration, maxReplyBytes: Int = RedisConnection.defaultMaxReplyBytes) throws(RedisError) {
         self.url = url
+        self.maxReplyBytes = maxReplyBytes
         let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         guard let context = statecast_redis_connect(url.host, Int32(url.port), max(1, milliseconds)) else {
             throw .unreachable(url, "out of memory")
@@ -92,6 +99,10 @@ final class RedisConnection {
         guard statecast_redis_read(context) == REDIS_OK else { throw failure() }
         guard let reply = statecast_redis_buffered_reply(context) else {
             if statecast_redis_failed(context) != 0 { throw failure() }
+            if statecast_redis_pending_bytes(context) > maxReplyBytes {
+                statecast_redis_fail(context, "message too large")
+                throw failure()
+            }
             return nil  // part of a message; the rest comes with the next read
         }
         defer { statecast_reply_free(reply) }
@@ -108,7 +119,7 @@ final class RedisConnection {
 
     private func nextReply() throws(RedisError) -> RedisValue {
         guard let context else { throw .connectionLost(url, "closed") }
-        guard let reply = statecast_redis_reply(context) else { throw failure() }
+        guard let reply = statecast_redis_reply_bounded(context, maxReplyBytes) else { throw failure() }
         defer { statecast_reply_free(reply) }
         return RedisValue(reply)
     }

@@ -223,6 +223,10 @@ public final class RelayFeed: Sendable {
             logger.debug("ignored a message on \(channel) that is not an envelope with a seq")
             return .ignore
         }
+        guard HostBroadcaster.acceptableSeqs.contains(seq) else {
+            logger.warning("ignored a message on \(channel) with seq \(seq), outside 0…\(HostBroadcaster.acceptableSeqs.upperBound); check that only StateCast publishes there")
+            return .ignore
+        }
         noteUpstream(seq: seq, epoch: envelope.epoch, host: host)
         let step = RelaySync.step(for: envelope, seq: host.status.seq, epoch: host.epoch ?? "")
         guard step == .relay else { return step }
@@ -237,12 +241,13 @@ public final class RelayFeed: Sendable {
         }
         let before = host.status.seq
         let plan = RelaySync.plan(seq: before, epoch: host.epoch ?? "", snapshot: snapshot)
+        shared.withLock { $0.resyncs += 1 }
+        // Upstream first: /status never shows a served seq ahead of upstreamSeq.
+        noteUpstream(seq: snapshot.seq, epoch: snapshot.epoch, host: host)
         for envelope in plan where host.relay(envelope) == .gap {
             host.relay(snapshot.state)
             break
         }
-        shared.withLock { $0.resyncs += 1 }
-        noteUpstream(seq: snapshot.seq, epoch: snapshot.epoch, host: host)
         if !plan.isEmpty {
             logger.debug("resynced from \(channel): \(plan.count) envelope(s), seq \(before) → \(host.status.seq)")
         }

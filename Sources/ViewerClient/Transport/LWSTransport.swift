@@ -44,7 +44,6 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     private let authorization: UnsafeMutablePointer<CChar>?
     private let caFile: UnsafeMutablePointer<CChar>?
     private let pingTimeout: Duration
-    private let maximumMessageBytes: Int
 
     // Owned C memory: allocated in init, freed in deinit.
     private let setup: UnsafeMutablePointer<statecast_client_setup>
@@ -63,8 +62,11 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
     private var closeRequested = false
     private var peerCloseCode: UInt16?
     private var handshakeStatus: Int?
-    private var message: [UInt8] = []
-    private var messageBytes = 0
+    /// The Location of a 3xx handshake answer (redacted, printable, capped).
+    private var redirectLocation: String?
+    /// Why the viewer failed the connection itself (close 1009), reported when it ends.
+    private var failure: String?
+    private var assembler: MessageAssembler
     private var lastSignOfLife = ContinuousClock.now
 
     init(url: ViewerURL, configuration: ViewerConfiguration, logger: Logger) throws(ViewerError) {
@@ -76,7 +78,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         authorization = configuration.token.map { strdup("Bearer \($0)") }
         caFile = configuration.certificateAuthorityFile.map { strdup($0) }
         pingTimeout = .seconds(Int(policy.hangup))
-        maximumMessageBytes = configuration.maximumMessageBytes
+        assembler = MessageAssembler(maximumBytes: configuration.maximumMessageBytes)
         setup = .allocate(capacity: 1)
         currentWSI = .allocate(capacity: 1)
         currentWSI.initialize(to: nil)
@@ -214,7 +216,10 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
 
         case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
             // Called with the handshake response in hand, before lws checks it for 101.
-            if isCurrent(wsi), let wsi { handshakeStatus = Int(lws_http_client_http_response(wsi)) }
+            if isCurrent(wsi), let wsi {
+                handshakeStatus = Int(lws_http_client_http_response(wsi))
+                if let status = handshakeStatus, (300..<400).contains(status) { redirectLocation = Self.location(of: wsi) }
+            }
 
         case LWS_CALLBACK_CLIENT_ESTABLISHED:
             guard isCurrent(wsi) else { break }
@@ -233,9 +238,15 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
                 status = response == 0 ? nil : response
             }
             if status == 101 { status = nil }
+            let location = redirectLocation
             finishAttempt()
             logger.debug("connection to \(endpoint) failed: \(text)\(status.map { " (HTTP \($0))" } ?? "")")
-            report(.connectionError(reason: Self.describe(connectionError: text, endpoint: endpoint), httpStatus: status))
+            let reason = if let status, (300..<400).contains(status) {
+                Self.describe(redirect: status, to: location, endpoint: endpoint)
+            } else {
+                Self.describe(connectionError: text, endpoint: endpoint)
+            }
+            report(.connectionError(reason: reason, httpStatus: status))
 
         case LWS_CALLBACK_CLIENT_RECEIVE:
             guard isCurrent(wsi), let wsi else { break }
@@ -246,11 +257,17 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
 
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
             if isCurrent(wsi) {
-                let code = statecast_close_code(data, length)
+                let code = statecast_client_check_close_code(data, length)
+                // A reason that is not UTF-8 fails the connection (RFC 6455 §8.1): answered with 1007.
+                if let data, length > 2, !UTF8Validator.isValid(UnsafeRawBufferPointer(start: data + 2, count: length - 2)) {
+                    statecast_client_replace_close(data, length, 1007)
+                }
                 peerCloseCode = code == 0 ? 1005 : UInt16(truncatingIfNeeded: code)
             }
 
         case LWS_CALLBACK_CLIENT_WRITEABLE:
+            // The viewer failed the connection (1007, 1009): the close code is set, lws sends it.
+            if isCurrent(wsi), failure != nil { return -1 }
             if isCurrent(wsi), closeRequested, let wsi {
                 statecast_client_set_close_normal(wsi)
                 return -1
@@ -284,8 +301,12 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         let code = peerCloseCode
         let silentFor = ContinuousClock.now - lastSignOfLife
         let wasIntentional = closeRequested
+        let failure = self.failure
         finishAttempt()
-        if code == nil, !wasIntentional, silentFor >= pingTimeout - .milliseconds(500) {
+        if let failure {
+            logger.debug("connection to \(endpoint) failed by the viewer: \(failure)")
+            report(.failed(reason: failure))
+        } else if code == nil, !wasIntentional, silentFor >= pingTimeout - .milliseconds(500) {
             logger.debug("no answer from \(endpoint) for \(formatSeconds(silentFor)) s: ping timeout")
             report(.pingTimeout)
         } else {
@@ -299,8 +320,9 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         established = false
         closeRequested = false
         currentWSI.pointee = nil
-        message = []
-        messageBytes = 0
+        redirectLocation = nil
+        failure = nil
+        assembler.reset()
     }
 
     private func drainCommands() {
@@ -326,10 +348,11 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         closeRequested = false
         peerCloseCode = nil
         handshakeStatus = nil
-        message = []
-        messageBytes = 0
+        redirectLocation = nil
+        failure = nil
+        assembler.reset()
         endpoint = Self.endpoint(of: url)
-        logger.debug("connecting to \(endpoint)\(path)")
+        logger.debug("connecting to \(endpoint)\(TokenRedaction.redact(path))")
         // lws copies the strings it is given before this call returns.
         let wsi = path.withCString { path in
             url.host.withCString { address in
@@ -341,7 +364,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         }
         if wsi == nil, !attemptReported {
             finishAttempt()
-            report(.connectionError(reason: "could not start a connection to \(endpoint)", httpStatus: nil))
+            report(.couldNotStart(reason: "could not start a connection to \(endpoint)"))
         }
     }
 
@@ -358,29 +381,58 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         }
     }
 
+    /// Collects one fragment. A message over the limit or with invalid UTF-8
+    /// fails the connection: the close code is set here and the connection is
+    /// closed from the next CLIENT_WRITEABLE, never by returning -1 here —
+    /// lws 4.1.6's client parser does not reset its receive buffer when the
+    /// callback refuses part of a frame, and the rest of the frame, still
+    /// parsed while lws waits for the close answer, would be written past it.
     private func receive(_ wsi: OpaquePointer, _ data: UnsafeMutableRawPointer?, _ length: Int) {
         lastSignOfLife = .now
         lws_validity_confirmed(wsi)
-        if lws_is_first_fragment(wsi) != 0 {
-            message.removeAll(keepingCapacity: message.capacity <= 1 << 20)
-            messageBytes = 0
+        guard failure == nil else { return }  // what follows a failure is not looked at
+        let outcome = assembler.take(
+            data.map { UnsafeRawBufferPointer(start: $0, count: length) } ?? UnsafeRawBufferPointer(start: nil, count: 0),
+            first: lws_is_first_fragment(wsi) != 0, final: lws_is_final_fragment(wsi) != 0,
+            remaining: Int(lws_remaining_packet_payload(wsi)), binary: lws_frame_is_binary(wsi) != 0)
+        switch outcome {
+        case .incomplete:
+            break
+        case let .complete(frame):
+            report(.message(frame))
+        case let .tooBig(count):
+            report(.message(.oversized(byteCount: count)))
+            fail(wsi, code: 1009, reason: "the host sent a message of at least \(count) bytes, over the viewer's limit of "
+                + "\(assembler.maximumBytes) bytes (closed with 1009)")
+        case .invalidUTF8:
+            fail(wsi, code: 1007, reason: "the host sent a text message that is not valid UTF-8 (closed with 1007)")
         }
-        messageBytes += length
-        if messageBytes <= maximumMessageBytes, let data, length > 0 {
-            message.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
-        }
-        guard lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 else { return }
-        let frame: IncomingFrame
-        if messageBytes > maximumMessageBytes {
-            frame = .oversized(byteCount: messageBytes)
-        } else if lws_frame_is_binary(wsi) != 0 {
-            frame = .binary(byteCount: messageBytes)
-        } else {
-            frame = .text(message)
-        }
-        message.removeAll(keepingCapacity: message.capacity <= 1 << 20)
-        messageBytes = 0
-        report(.message(frame))
+    }
+
+    /// Fails the connection with `code` from the next CLIENT_WRITEABLE; `reason` is reported when it has ended.
+    private func fail(_ wsi: OpaquePointer, code: UInt16, reason: String) {
+        failure = reason
+        statecast_client_set_close_code(wsi, code)
+        lws_callback_on_writable(wsi)
+    }
+
+    /// The Location header of the handshake answer in hand: printable, token
+    /// redacted, at most 200 characters; nil if there is none.
+    private static func location(of wsi: OpaquePointer) -> String? {
+        var buffer = [CChar](repeating: 0, count: 1024)
+        let length = statecast_client_location(wsi, &buffer, Int32(buffer.count))
+        guard length > 0 else { return nil }
+        let bytes = buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }
+        let printable = String(decoding: bytes.filter { $0 >= 0x20 && $0 < 0x7F }, as: UTF8.self)
+        let redacted = TokenRedaction.redact(printable)
+        return redacted.count > 200 ? String(redacted.prefix(200)) + "…" : redacted
+    }
+
+    /// A redirect answer as one sentence: the viewer never follows it.
+    static func describe(redirect status: Int, to location: String?, endpoint: String) -> String {
+        "\(endpoint) answered with a redirect (HTTP \(status)) to \(location ?? "an address it did not name"); "
+            + "the viewer does not follow redirects, so its token stays with the host you named: "
+            + "connect to the new address directly if you trust it"
     }
 
     /// Certificate problems as one sentence with the fix.

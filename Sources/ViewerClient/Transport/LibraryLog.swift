@@ -48,6 +48,6 @@ enum LibraryLog {
             if let verify { state.lastVerifyError = verify }
             return state.logger
         }
-        logger?.debug("libwebsockets: \(text)")
+        logger?.debug("libwebsockets: \(TokenRedaction.redact(text))")
     }
 }

@@ -8,6 +8,12 @@ enum TransportEvent: Sendable, Hashable {
     case pingTimeout
     /// A connection attempt failed; `httpStatus` is set when the host answered with a status other than 101.
     case connectionError(reason: String, httpStatus: Int?)
+    /// A connection attempt could not even start (lws refused the request, for
+    /// example a path it cannot hold); the driver retries without the resume query.
+    case couldNotStart(reason: String)
+    /// The viewer failed an established connection itself (a message over the
+    /// size limit: close 1009); `reason` says why, as one phrase.
+    case failed(reason: String)
     /// A complete message arrived.
     case message(IncomingFrame)
 }

@@ -343,6 +343,17 @@ class HostProcess:
         )
 
 
+def require_tool(program: str, package: str) -> str:
+    """The path of `program`; fails the test (never skips) when it is missing, so a
+    machine without it cannot pass the suite by running less of it."""
+    import shutil
+
+    path = shutil.which(program)
+    if path is None:
+        pytest.fail(f"{program} is not installed: run scripts/setup (Debian package {package})")
+    return path
+
+
 @pytest.fixture(scope="session")
 def bin_dir() -> Path:
     """Folder holding the built statecast-host ($STATECAST_BIN_DIR or .build/debug)."""
@@ -447,6 +458,38 @@ def write_session() -> Callable[[Path, dict[str, Any]], Path]:
 # ---------------------------------------------------------------------------
 
 
+def json_kind(value: Any) -> str:
+    """The JSON kind a derived schema tells apart: null, boolean, number, string, array, object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def apply_envelope(state: dict[str, Any] | None, body: dict[str, Any]) -> dict[str, Any] | None:
+    """What our viewers (Swift `ViewerClient`, `statecast-viewer`, `statecast.js`)
+    hold after envelope `body`, exactly as strict as they are (SPEC §4):
+    session_update replaces; config_update merges only the keys the last full
+    state's config has, with the same JSON kind (the derived whitelist), and
+    drops the others; anything else changes nothing."""
+    kind = body.get("type")
+    if kind == "session_update":
+        return body["payload"]
+    if kind == "config_update":
+        assert state is not None, "config_update before any session_update"
+        config = dict(state.get("config", {}))
+        for key, value in body["payload"].items():
+            if key in config and json_kind(config[key]) == json_kind(value):
+                config[key] = value
+        return {**state, "config": config}
+    return state
+
+
 @dataclass
 class Envelope:
     """One envelope received by a viewer, stamped with its arrival time (monotonic)."""
@@ -474,16 +517,11 @@ class Viewer:
 
     @staticmethod
     def apply(state: dict[str, Any] | None, body: dict[str, Any]) -> dict[str, Any] | None:
-        """What a viewer holds after envelope `body`: session_update replaces,
-        config_update merges its keys into config, anything else changes nothing."""
-        if body.get("type") == "session_update":
-            return body["payload"]
-        if body.get("type") == "config_update":
-            assert state is not None, "config_update before any session_update"
-            return {**state, "config": {**state.get("config", {}), **body["payload"]}}
-        return state
+        """What one of our viewers holds after envelope `body` (see `apply_envelope`)."""
+        return apply_envelope(state, body)
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
+    def __init__(self, url: str, *, holding: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """`holding`: the state this viewer already has (a resuming viewer's, for `?since=`)."""
         options: dict[str, Any] = {
             "open_timeout": 10,
             "close_timeout": 5,
@@ -499,7 +537,7 @@ class Viewer:
         self._queue: queue.Queue[Envelope] = queue.Queue()
         self.received: list[Envelope] = []
         self.non_text: list[bytes] = []
-        self.state: dict[str, Any] | None = None
+        self.state: dict[str, Any] | None = copy.deepcopy(holding)
         self.closed = threading.Event()
         self.close_code: int | None = None
         self.error: BaseException | None = None
@@ -520,7 +558,7 @@ class Viewer:
                 self._queue.put(env)
         except ConnectionClosed:
             pass
-        except BaseException as e:  # surfaced by next()/expect_quiet()
+        except BaseException as e:  # surfaced by next()
             self.error = e
         finally:
             self.close_code = self.ws.close_code
@@ -556,15 +594,6 @@ class Viewer:
             except queue.Empty:
                 return out
 
-    def expect_quiet(self, seconds: float) -> None:
-        """Asserts that no envelope arrives within `seconds` (and none is pending)."""
-        try:
-            env = self._queue.get(timeout=seconds)
-        except queue.Empty:
-            assert self.error is None, f"viewer reader failed: {self.error!r}"
-            return
-        raise AssertionError(f"unexpected envelope: {env.raw[:300]}")
-
     def wait_closed(self, timeout: float = RECV_TIMEOUT) -> int | None:
         """Waits for the connection to end; returns the close code received."""
         assert self.closed.wait(timeout), f"connection still open after {timeout} s"
@@ -595,3 +624,73 @@ def connect() -> Any:
 
     for v in viewers:
         v.close()
+
+
+# ---------------------------------------------------------------------------
+# Our own viewer, for convergence checks
+# ---------------------------------------------------------------------------
+
+
+def host_state(url: str, **kwargs: Any) -> dict[str, Any]:
+    """The host's current state as a fresh client sees it: its first session_update."""
+    viewer = Viewer(url, **kwargs)
+    try:
+        env = viewer.next()
+        assert env.type == "session_update", f"a newcomer's first envelope was {env.raw[:200]}"
+        return env.payload
+    finally:
+        viewer.close()
+
+
+class RealViewer:
+    """`statecast-viewer URL --format quiet --output FILE`: the state one of our
+    real viewers holds, read back from FILE (replaced atomically by the viewer)."""
+
+    def __init__(self, url: str, path: Path, *extra: str) -> None:
+        from viewer_servers import ViewerProcess
+
+        self.url = url
+        self.path = path
+        self.process = ViewerProcess(url, "--format", "quiet", "--output", str(path), *extra)
+
+    def held(self) -> dict[str, Any] | None:
+        """The state in FILE, or None before the first one."""
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def wait_converged(self, timeout: float = 20.0, **kwargs: Any) -> dict[str, Any]:
+        """Waits until FILE holds exactly the host's state (as a fresh client gets it)
+        and returns it. Call it once the host is quiet."""
+        expected = host_state(self.url, **kwargs)
+        deadline = time.monotonic() + timeout
+        while self.held() != expected:
+            if self.process.proc.poll() is not None:
+                raise AssertionError(f"statecast-viewer exited ({self.process.proc.poll()}): {self.process.stderr_lines()[-10:]}")
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"statecast-viewer did not converge on the host's state within {timeout} s\n"
+                    f"host:   {json.dumps(expected)[:600]}\nviewer: {json.dumps(self.held())[:600]}"
+                )
+            time.sleep(0.05)
+        return expected
+
+    def stop(self) -> None:
+        self.process.kill()
+
+
+@pytest.fixture
+def real_viewer(tmp_path: Path) -> Any:
+    """`real_viewer(host_or_url, *extra_args)` starts a `RealViewer`; all stop at teardown."""
+    viewers: list[RealViewer] = []
+
+    def start(target: HostProcess | str, *extra: str) -> RealViewer:
+        url = target.url if isinstance(target, HostProcess) else target
+        viewer = RealViewer(url, tmp_path / f"real-viewer-{len(viewers)}.json", *extra)
+        viewers.append(viewer)
+        return viewer
+
+    yield start
+    for viewer in viewers:
+        viewer.stop()

@@ -183,11 +183,17 @@ def read_frame(ws: RawWebSocket, timeout: float) -> tuple[int, bool, bytes]:
         ws._fill(deadline)
 
 
-def websocket_outcome(ws: RawWebSocket, quiet: float = 1.0) -> str:
+# The payload of the ping sent after an attack: its pong proves the host has read
+# (and chosen to survive) everything before it, so "open" never rests on a sleep.
+MARKER = b"statecast-marker"
+
+
+def websocket_outcome(ws: RawWebSocket, quiet: float = 10.0) -> str:
     """Reads frames (skipping the updates the host sends to every viewer) until a
-    Close frame, the end of the connection, or `quiet` seconds without either
-    ("open"). A Close must be followed by the host dropping TCP, with no frame
-    in between."""
+    Close frame, the end of the connection, the pong to our MARKER ping ("open":
+    the host read the attack and kept going), or `quiet` seconds without any of
+    them ("open", for attacks that leave the host waiting for more bytes). A Close
+    must be followed by the host dropping TCP, with no frame in between."""
     deadline = time.monotonic() + quiet
     while True:
         wait = deadline - time.monotonic()
@@ -199,6 +205,8 @@ def websocket_outcome(ws: RawWebSocket, quiet: float = 1.0) -> str:
             return "open"
         except ConnectionEnded as e:
             return "dropped (RST)" if "reset" in str(e) else "dropped (EOF)"
+        if opcode == OP_PONG and payload == MARKER:
+            return "open"
         if opcode == OP_CLOSE:
             code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
             # After its Close, the host must send nothing but may wait for ours; answer, then expect EOF.
@@ -207,7 +215,7 @@ def websocket_outcome(ws: RawWebSocket, quiet: float = 1.0) -> str:
             except OSError:
                 pass
             try:
-                extra = read_frame(ws, 5)
+                extra = read_frame(ws, 15)  # generous: a loaded host may take a while to drop TCP
                 return f"close {code}, then a frame with opcode {extra[0]:#x} (RFC 6455 §5.5.1 violation)"
             except ConnectionEnded:
                 pass
@@ -252,13 +260,13 @@ def send_http_full(port: int, data: bytes, timeout: float = IO_TIMEOUT) -> HTTPA
         sock.close()
 
 
-def send_frames(port: int, *frames: bytes, quiet: float = 1.0, polite_close: bool = True) -> str:
-    """Opens a WebSocket, sends `frames` in one write, reports what the host did.
-    If the host ignored them, checks the connection still closes cleanly."""
+def send_frames(port: int, *frames: bytes, quiet: float = 10.0, polite_close: bool = True) -> str:
+    """Opens a WebSocket, sends `frames` and a MARKER ping in one write, reports what
+    the host did. If the host ignored them, checks the connection still closes cleanly."""
     ws = RawWebSocket(HOST, port, timeout=IO_TIMEOUT)
     try:
         try:
-            ws.sock.sendall(b"".join(frames))
+            ws.sock.sendall(b"".join(frames) + frame(OP_PING, MARKER))
         except (BrokenPipeError, ConnectionResetError):
             pass
         outcome = websocket_outcome(ws, quiet=quiet)
@@ -283,7 +291,7 @@ def send_big_frame(port: int, size: int) -> str:
     sender = threading.Thread(target=push, daemon=True)
     sender.start()
     try:
-        return websocket_outcome(ws, quiet=2.0)
+        return websocket_outcome(ws)
     finally:
         ws.abort()
         sender.join(timeout=10)
@@ -297,15 +305,20 @@ def control_flood(port: int, opcode: int, count: int) -> str:
     ended: list[str] = []
     stop = threading.Event()
 
+    marked = threading.Event()
+
     def read() -> None:
         nonlocal pongs
         while not stop.is_set():
             try:
-                op, _fin, _payload = read_frame(ws, 0.5)
+                op, _fin, payload = read_frame(ws, 0.5)
             except TimeoutError:
                 continue
             except ConnectionEnded as e:
                 ended.append(str(e))
+                return
+            if op == OP_PONG and payload == MARKER:
+                marked.set()
                 return
             if op == OP_PONG:
                 pongs += 1
@@ -318,17 +331,25 @@ def control_flood(port: int, opcode: int, count: int) -> str:
     one = frame(opcode, b"")
     try:
         ws.sock.sendall(one * count)
+        # libwebsockets keeps one pong pending and drops the pings that arrive meanwhile,
+        # so the marker is sent again until its pong comes: then the flood has been read.
+        deadline = time.monotonic() + 30
+        while reader.is_alive() and time.monotonic() < deadline:
+            ws.sock.sendall(frame(OP_PING, MARKER))
+            reader.join(timeout=1.0)
     except OSError as e:
         ended.append(f"send failed: {e}")
-    time.sleep(1.0)
     stop.set()
     reader.join(timeout=5)
     try:
         if ended:
             return f"connection ended ({ended[0]}) after {pongs} pongs"
-        closed = still_works(ws)
+        if not marked.is_set():
+            return f"no pong to the marker ping within 30 s ({pongs} pongs before)"
         what = "ping" if opcode == OP_PING else "pong"
-        return f"open; {pongs} pongs for {count} {what}s" + ("" if closed else "; no clean close afterwards")
+        if not still_works(ws):
+            return f"open, but no clean close afterwards ({pongs} pongs for {count} {what}s)"
+        return f"open, closes 1000 cleanly ({pongs} pongs for {count} {what}s)"
     finally:
         ws.abort()
 
@@ -376,7 +397,8 @@ def pipelined_upgrades(port: int) -> str:
 
 class Slowloris(threading.Thread):
     """Sends a request one byte per `interval` seconds and records when the host
-    hangs up (seconds after connecting), or None if it never did within `limit`."""
+    hangs up (seconds after connecting), or None if it never did within `limit`
+    or answered instead (then `how` says what it answered)."""
 
     def __init__(self, port: int, interval: float = 1.0, limit: float = 40.0) -> None:
         super().__init__(daemon=True)
@@ -411,7 +433,10 @@ class Slowloris(threading.Thread):
                     self.how = f"{e.__class__.__name__}"
                     self.dropped_after = time.monotonic() - self.started_at
                     return
-                self.how = "EOF" if not chunk else f"answered {chunk[:40]!r}"
+                if chunk:  # an answer is not a hang-up: dropped_after stays None
+                    self.how = f"answered {chunk[:40]!r}"
+                    return
+                self.how = "EOF"
                 self.dropped_after = time.monotonic() - self.started_at
                 return
         finally:
@@ -436,8 +461,11 @@ class HalfOpen(threading.Thread):
         self.sock.settimeout(self.limit)
         try:
             chunk = self.sock.recv(4096)
-            self.how = "EOF" if not chunk else f"answered {chunk[:40]!r}"
-            self.dropped_after = time.monotonic() - self.started_at
+            if chunk:  # an answer is not a hang-up: dropped_after stays None
+                self.how = f"answered {chunk[:40]!r}"
+            else:
+                self.how = "EOF"
+                self.dropped_after = time.monotonic() - self.started_at
         except socket.timeout:
             pass
         except OSError as e:

@@ -31,6 +31,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from conftest import require_tool
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVING_RE = re.compile(r'^Serving "(?P<name>.*)" on (?P<addr>[0-9.]+):(?P<port>\d+)$')
 DEBOUNCE_MS = 250
@@ -59,11 +61,7 @@ def _bin_dir() -> Path:
     return Path(env) if env else REPO_ROOT / ".build" / "debug"
 
 
-def _require(program: str, package: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        pytest.fail(f"{program} is not installed: run scripts/setup (Debian package {package})")
-    return path
+_require = require_tool
 
 
 @pytest.fixture(scope="module")

@@ -66,18 +66,63 @@ def test_messages_from_viewers_are_ignored(start_host, connect, session_file, se
     assert host.status()["clientCount"] in (1, 2)
 
 
+BACKLOG_KB = 1024
+# What a stalled viewer may cost the host beyond the backlog it is allowed:
+# the shared full-state snapshot, one batch buffer, allocator slack.
+RSS_SLACK_KB = 6 * 1024
+# What a stalled viewer can have in flight outside the host's backlog: the
+# kernel's send buffer on loopback (tcp_wmem max 4 MiB) and its own 4 KiB.
+SOCKET_SLACK_BYTES = 4 * 1024 * 1024 + 64 * 1024
+
+
+def read_until_caught_up(stalled, expected, deadline_s=60.0):
+    """What a stalled viewer reads once it reads again, up to and including the
+    first session_update equal to `expected`: a list of (seq, type, bytes)."""
+    read = []
+    deadline = time.monotonic() + deadline_s
+    while True:
+        msg = stalled.recv(timeout=max(0.1, deadline - time.monotonic()))
+        assert msg.kind == "text", f"stalled viewer got {msg}"
+        body = json.loads(msg.text)
+        read.append((body["seq"], body["type"], len(msg.text.encode())))
+        if body["type"] == "session_update" and body["payload"] == expected:
+            return read
+
+
+def assert_conflated(read, final_seq, sent_bytes):
+    """The stalled viewer's catch-up shows conflation: its queued updates were cut
+    (a gap in seq), what it still got fits the backlog plus socket buffers, and
+    exactly one fresh full state with the newest seq ends it."""
+    seqs = [seq for seq, _, _ in read]
+    assert seqs == sorted(set(seqs)), "stalled viewer: seqs not strictly increasing"
+    gaps = [(a, b) for a, b in zip(seqs, seqs[1:]) if b != a + 1]
+    assert gaps, f"stalled viewer got every one of {len(seqs)} updates: nothing was dropped"
+    last_seq, last_type, _ = read[-1]
+    assert last_type == "session_update" and last_seq == final_seq, (
+        f"catch-up ended with {last_type} seq {last_seq}, not a full state at the newest seq {final_seq}"
+    )
+    assert gaps[-1][1] == last_seq, f"the fresh full state did not come right after the cut: gaps {gaps[-3:]}"
+    queued = sum(size for _, _, size in read[:-1])
+    assert queued <= BACKLOG_KB * 1024 + SOCKET_SLACK_BYTES, (
+        f"stalled viewer read {queued} bytes of old updates (of {sent_bytes} sent): more than the "
+        f"{BACKLOG_KB} KiB backlog plus socket buffers"
+    )
+
+
 @pytest.mark.timeout(240)
 def test_stalled_viewer_does_not_grow_host_memory_and_catches_up_with_a_session_update(
-    start_host, connect, session_file, session, measure
+    start_host, connect, write_session, tmp_path, session, measure
 ):
     updates = 5000
     blob_size = 10_000
-    rss_bound_kb = 64 * 1024
 
+    # "i" and "blob" are config keys from the start, so every viewer of ours accepts their updates.
+    session = {**session, "config": {**session["config"], "i": -1, "blob": ""}}
     host = start_host(
-        session_file,
+        write_session(tmp_path / "s.json", session),
         "--no-watch",
         "--debounce-ms", "0",
+        "--max-viewer-buffer-kb", str(BACKLOG_KB),
         "--ping-interval-s", "300",  # the stalled viewer must not be hung up on for silence
         "--ping-timeout-s", "600",
         *POLL,
@@ -104,6 +149,7 @@ def test_stalled_viewer_does_not_grow_host_memory_and_catches_up_with_a_session_
             expected = {**expected, "config": {**expected["config"], **line["config"]}}
         lines.append(line)
     assert "config" in lines[-1]
+    sent_bytes = updates * blob_size
 
     with host.peak_rss() as rss:
         t0 = time.monotonic()
@@ -116,7 +162,6 @@ def test_stalled_viewer_does_not_grow_host_memory_and_catches_up_with_a_session_
                 assert not r.closed.is_set(), f"reading viewer closed with code {r.close_code}"
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
-        time.sleep(0.5)  # let RSS settle after the burst
     baseline, peak = rss["baseline"], rss["peak"]
 
     for i, r in enumerate(readers):
@@ -130,26 +175,22 @@ def test_stalled_viewer_does_not_grow_host_memory_and_catches_up_with_a_session_
         f"host RSS baseline {baseline / 1024:.1f} MB, peak {peak / 1024:.1f} MB (+{growth / 1024:.1f} MB) "
         f"with one stalled viewer"
     )
-    assert growth < rss_bound_kb, f"host RSS grew by {growth / 1024:.1f} MB with a stalled viewer (bound 64 MB)"
+    bound_kb = BACKLOG_KB + RSS_SLACK_KB
+    assert growth < bound_kb, (
+        f"host RSS grew by {growth / 1024:.1f} MB with a stalled viewer (bound {bound_kb / 1024:.0f} MB: "
+        f"the {BACKLOG_KB} KiB backlog plus slack; {sent_bytes / 1e6:.0f} MB were sent)"
+    )
     assert host.poll() is None
 
-    # The stalled viewer reads again: whatever was queued, then a fresh full state.
-    state = None
-    seqs = []
-    texts = 0
-    caught_up = False
-    deadline = time.monotonic() + 60
-    while not caught_up:
-        msg = stalled.recv(timeout=max(0.1, deadline - time.monotonic()))
-        assert msg.kind == "text", f"stalled viewer got {msg}"
-        texts += 1
-        body = json.loads(msg.text)
-        seqs.append(body["seq"])
-        if body["type"] == "session_update":
-            state = body["payload"]
-            caught_up = state == expected
-        elif body["type"] == "config_update":
-            state = {**state, "config": {**state["config"], **body["payload"]}}
-    assert seqs == sorted(set(seqs)), "stalled viewer: seqs not strictly increasing"
-    measure(f"stalled viewer read {texts} envelopes before a session_update with the latest state")
+    # The stalled viewer reads again: what was queued, then one fresh full state.
+    final_seq = host.status()["seq"]
+    read = read_until_caught_up(stalled, expected)
+    assert_conflated(read, final_seq, sent_bytes)
+    measure(f"stalled viewer read {len(read)} envelopes ({sum(b for *_, b in read) / 1e6:.1f} MB) "
+            f"before a session_update with the latest state")
+    # And it is in step again: the next change reaches it as the next seq, alone.
+    host.send_line({"config": {"i": updates}})
+    msg = stalled.recv(timeout=10)
+    body = json.loads(msg.text)
+    assert (body["type"], body["seq"], body["payload"]) == ("config_update", final_seq + 1, {"i": updates}), msg
     stalled.abort()

@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from conftest import BASE_SESSION, HostProcess, launch, stop_all as stop_processes
+from conftest import BASE_SESSION, HostProcess, apply_envelope, launch, stop_all as stop_processes
 from sse_ids import event_seq
 from viewer_servers import ViewerProcess, free_port, wait_until
 
@@ -127,10 +127,8 @@ class Seen:
         if self.events and seq <= self.events[-1][1]:
             self.backwards.append((self.events[-1][1], seq))
         self.events.append((kind, seq))
-        if kind == "session_update":
-            self.state = payload
-        elif kind == "config_update" and self.state is not None:
-            self.state = {**self.state, "config": {**self.state["config"], **payload}}
+        if kind == "session_update" or self.state is not None:
+            self.state = apply_envelope(self.state, {"type": kind, "payload": payload})
 
     @property
     def last_seq(self) -> int | None:
@@ -356,13 +354,15 @@ def test_relays_converge_after_redis_is_away_for_five_seconds(
             expected["config"]["speed"] = 100
             await until(lambda: all(v.state == expected for v in everyone), 15, "the change before the outage")
 
-            # Redis goes away for 5 s (killed and restarted empty, or frozen and resumed)
-            # while the host keeps changing its state.
+            # Redis goes away (killed and restarted empty, or frozen and resumed) for at
+            # least 5 s and until every relay has said it is degraded, however long a
+            # loaded machine takes to notice, while the host keeps changing its state.
             redis_server.kill() if outage == "restart" else redis_server.pause()
             down_at = time.monotonic()
             degraded_seen: set[int] = set()
             step = 0
-            while time.monotonic() - down_at < 5.0:
+            while time.monotonic() - down_at < 5.0 or degraded_seen != {0, 1, 2}:
+                assert time.monotonic() - down_at < 60, f"after 60 s only relays {degraded_seen} reported degraded"
                 step += 1
                 host.send_line({"config": {"speed": 100 + step}})
                 if step == 10:
@@ -375,7 +375,7 @@ def test_relays_converge_after_redis_is_away_for_five_seconds(
             expected["config"]["speed"] = 100 + step
             # The host served its own viewers all along.
             host_viewers = [v for v in everyone if v.server == "host"]
-            await until(lambda: all(v.state == expected for v in host_viewers), 5, "the host's own viewers during the outage")
+            await until(lambda: all(v.state == expected for v in host_viewers), 20, "the host's own viewers during the outage")
             assert degraded_seen == {0, 1, 2}, f"relays that reported degraded: {degraded_seen}"
 
             back_at = time.monotonic()

@@ -59,11 +59,12 @@ def test_viewer_vanishing_without_fin_is_hung_up_within_the_ping_timeout(
 
         proc.send_signal(signal.SIGSTOP)  # the kernel keeps the socket open: no FIN, no RST, no pong
         stopped = time.monotonic()
-        host.wait_for_status(lambda s: s["clientCount"] == 1, timeout=10, interval=0.02)
+        host.wait_for_status(lambda s: s["clientCount"] == 1, timeout=30, interval=0.02)
         took = time.monotonic() - stopped
         measure(f"{client}: stopped with SIGSTOP, hung up after {took:.2f} s (ping interval 1 s, timeout 2 s)")
-        # Silent for 2 s (it may have answered a ping up to 1 s before the stop); one sweep of slack.
-        assert 0.9 <= took <= 3.5, f"hung up {took:.2f} s after the client stopped"
+        # Silent for 2 s (it may have answered a ping up to 1 s before the stop). The upper
+        # bound only tells the 2 s timeout from the 60 s default: load makes it later, not earlier.
+        assert 0.9 <= took <= 15, f"hung up {took:.2f} s after the client stopped (timeout 2 s)"
 
         # Updates still reach the healthy viewer.
         host.send_line({"config": {"speed": 5}})
@@ -127,7 +128,7 @@ def is_session(value: Any) -> bool:
 
 @pytest.mark.timeout(90)
 def test_session_file_rewritten_1000_times_in_10_s_never_crashes_nor_publishes_invalid_state(
-    start_host, connect, tmp_path, measure
+    start_host, connect, real_viewer, tmp_path, measure
 ):
     path = tmp_path / "session.json"
     path.write_text(json.dumps(valid_session(0)))
@@ -135,6 +136,7 @@ def test_session_file_rewritten_1000_times_in_10_s_never_crashes_nor_publishes_i
     viewers = [connect(host), connect(host)]
     for v in viewers:
         assert v.next().payload == valid_session(0)
+    ours = real_viewer(host)
 
     valid_texts: dict[str, dict[str, Any]] = {}
     writes, invalid_writes, last_valid = 1000, 0, valid_session(0)
@@ -160,6 +162,7 @@ def test_session_file_rewritten_1000_times_in_10_s_never_crashes_nor_publishes_i
     for v in viewers:
         wait_until(lambda: v.state == last_valid, 15, "the viewer to hold the last valid content")
     assert connect(host).next().payload == last_valid
+    assert ours.wait_converged() == last_valid  # statecast-viewer too
 
     # Every envelope decoded to a valid session or config change, and every state a
     # viewer held was one of the valid files written: nothing partial, nothing invalid.
@@ -191,8 +194,11 @@ def test_session_file_rewritten_1000_times_in_10_s_never_crashes_nor_publishes_i
     since = len(host.stderr_lines)
     write_in_place(path, b'{"name": "broken"')
     host.wait_for_stderr("still serving the last good state", since=since)
-    for v in viewers:
-        v.expect_quiet(0.5)
-        assert v.state == last_valid
     assert connect(host).next().payload == last_valid
+    # The marker: the next valid save is the next thing each viewer gets.
+    marker = {**last_valid, "metadata": {"marker": True}}
+    write_rename(path, json.dumps(marker).encode())
+    for v in viewers:
+        env = v.next(timeout=15)
+        assert env.type == "session_update" and env.payload == marker, env.raw[:300]
     assert host.poll() is None

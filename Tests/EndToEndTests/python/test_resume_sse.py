@@ -7,7 +7,6 @@ WebSocket resume. 127.0.0.1 only.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from conftest import BASE_SESSION
+from conftest import BASE_SESSION, require_tool
 from sse_ids import event_seq, split_event_id
 
 
@@ -32,8 +31,7 @@ class CurlEvents:
     """`curl -N URL` in the background, its output parsed into SSE events."""
 
     def __init__(self, url: str, *extra: str) -> None:
-        if shutil.which("curl") is None:
-            pytest.skip("curl is not installed")
+        require_tool("curl", "curl")
         self.proc = subprocess.Popen(["curl", "-sS", "-N", *extra, url], stdout=subprocess.PIPE, text=True, bufsize=1)
         self.events: list[tuple[float, dict[str, str]]] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -179,15 +177,16 @@ def test_sse_keepalives_arrive_at_the_configured_interval(start_host, session_fi
     events = curl_events(f"{host.http_url}/events")
     events.wait(lambda e: e.get("event") == "session_update")
     start = time.monotonic()
-    deadline = start + 10
+    deadline = start + 30
     stamps: list[float] = []
     while len(stamps) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
         stamps = [stamp for stamp, e in events.events if e.get(":") == "keepalive"]
     assert len(stamps) >= 2
     gap = stamps[1] - stamps[0]
-    assert 0.25 <= gap <= 3.0, gap
-    assert stamps[0] - start <= 5.0
+    # Not faster than configured; the upper bounds only tell 0.5 s from the 30 s default.
+    assert 0.25 <= gap <= 10.0, gap
+    assert stamps[0] - start <= 10.0
 
 
 def _read_sse(port: int, count: int, results: dict[int, dict[str, Any]], index: int, deadline: float) -> None:

