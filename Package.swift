@@ -101,6 +101,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test support: an in-process ViewerClient driven by the convergence test (Tests/EndToEndTests/python).
+        .executableTarget(
+            name: "statecast-convergence-agent",
+            dependencies: ["ViewerClient", "Envelope"],
+            path: "Tests/ConvergenceAgent",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "EnvelopeTests", dependencies: ["Envelope"], swiftSettings: swiftSettings),
         .testTarget(
             name: "DebounceTests",

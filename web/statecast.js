@@ -389,6 +389,7 @@ export class ViewerState {
  *   or an array of URLs (a host and its relays): when one fails the client moves to the
  *   next after failoverDelayMs; the backoff applies once every URL failed in a row
  * - failoverDelayMs: pause before trying the next URL (default 250, jittered like the backoff)
+ * - connectTimeoutMs: give up a connection attempt that has not opened after this long (default 10000)
  * - schema: an explicit whitelist for config_update (see parseSchema); default: derived
  * - onState(session, change): after every applied change
  * - onStatus(status): on every connection change; status is
@@ -404,6 +405,7 @@ export class StateCastClient {
   #options;
   #socket = null;
   #timer = null;
+  #connectTimer = null;
   #failures = 0;
   #index = 0;
   #failedInRow = 0;
@@ -424,6 +426,7 @@ export class StateCastClient {
     if (o.urls.length === 0) throw new TypeError("options.url is an empty list: give at least one ws:// URL");
     o.url = o.urls[0];
     o.failoverDelayMs ??= 250;
+    o.connectTimeoutMs ??= 10000;
     if (typeof o.WebSocket !== "function") throw new TypeError("no WebSocket implementation: pass options.WebSocket");
     this.#options = o;
     /** The applied state; `state.session` is the current session. */
@@ -506,8 +509,16 @@ export class StateCastClient {
       return;
     }
     this.#socket = socket;
+    // Node's WebSocket (undici) reports nothing at all when the connection is
+    // closed before the handshake answer (a proxy in front of a restarting host
+    // does that): without a deadline the client would stay connecting forever.
+    this.#connectTimer = o.setTimeout(() => {
+      this.#connectTimer = null;
+      if (this.#socket === socket) this.#abandon(socket, "the handshake did not complete in time");
+    }, o.connectTimeoutMs);
     socket.onopen = () => {
       if (this.#socket !== socket) return;
+      this.#clearConnectTimer();
       this.#failures = 0;
       this.#failedInRow = 0;
       this.#setStatus({ state: "connected", attempt: 0, delayMs: null, retryAt: null, code: null, reason: "" });
@@ -524,7 +535,11 @@ export class StateCastClient {
       if (change !== null) o.onState?.(change.session, change);
     };
     socket.onerror = () => {
-      // A close event follows; reconnecting is decided there.
+      // Browsers close the socket and follow with a close event, where reconnecting
+      // is decided. Node's WebSocket (undici) fires only this error when the
+      // handshake fails on the network and stays CONNECTING: take it as the close.
+      if (this.#socket !== socket || socket.readyState !== 0) return;
+      this.#abandon(socket, "the connection failed during the handshake");
     };
     socket.onclose = (event) => {
       if (this.#socket !== socket) return;
@@ -536,7 +551,27 @@ export class StateCastClient {
   }
 
   #detach(socket) {
+    this.#clearConnectTimer();
     socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
+  }
+
+  /** Gives up a connection attempt that will report nothing more, and schedules the next one. */
+  #abandon(socket, reason) {
+    this.#socket = null;
+    this.#detach(socket);
+    try {
+      socket.close();
+    } catch {
+      // Nothing to close.
+    }
+    if (!this.#intentional) this.#scheduleReconnect(null, reason);
+  }
+
+  #clearConnectTimer() {
+    if (this.#connectTimer !== null) {
+      this.#options.clearTimeout(this.#connectTimer);
+      this.#connectTimer = null;
+    }
   }
 
   #scheduleReconnect(code, reason) {

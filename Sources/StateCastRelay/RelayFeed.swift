@@ -83,8 +83,11 @@ public final class RelayFeed: Sendable {
         var waited = false
         while true {
             if let snapshot = try RedisSnapshotReader.read(connection, channel: channel) {
-                // /status names this upstream from the first moment the relay serves.
-                shared.withLock { ($0.upstreamSeq, $0.upstreamEpoch) = (snapshot.seq, snapshot.epoch) }
+                // /status names the upstream position from the first answer on, not from the first message.
+                shared.withLock { shared in
+                    shared.upstreamSeq = snapshot.seq
+                    shared.upstreamEpoch = snapshot.epoch
+                }
                 let start = snapshot.chain?.base ?? snapshot.state
                 guard case .sessionUpdate(let session) = start.payload else { return Self.start(from: snapshot.state) }
                 return Start(session: session, seq: start.seq ?? snapshot.seq, epoch: snapshot.epoch)

@@ -419,7 +419,7 @@ describe("StateCastClient", () => {
     assert.equal(h.sockets.length, 1);
     h.last().drop(1006);
     h.client.reconnectNow();
-    assert.equal(h.pending().length, 0);
+    assert.deepEqual(h.pending().map((t) => t.ms), [10000], "no reconnect timer, only the new attempt's connect deadline");
     assert.equal(h.sockets.length, 2);
     assert.equal(h.client.status.state, "connecting");
   });
