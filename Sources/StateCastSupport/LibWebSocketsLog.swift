@@ -1,5 +1,4 @@
 import CLibWebSockets
-import Synchronization
 
 /// One owner's share of libwebsockets' single, process-wide log hook.
 ///
@@ -17,17 +16,18 @@ package final class LibWebSocketsLog: Sendable {
     /// Receives one line, trailing line breaks removed, with lws's level bit.
     package typealias Sink = @Sendable (_ level: Int32, _ line: String) -> Void
 
-    private struct Owner {
+    private struct Owner: Sendable {
         let levels: Int32
         let sink: Sink
     }
 
-    private struct Registry {
+    private struct Registry: Sendable {
         var nextID: UInt64 = 0
         var owners: [UInt64: Owner] = [:]
     }
 
-    private static let registry = Mutex(Registry())
+    /// `Locked` rather than a bare `Mutex`: see its comment on ThreadSanitizer.
+    private static let registry = Locked(Registry())
 
     private let id: UInt64
 

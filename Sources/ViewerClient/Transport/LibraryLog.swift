@@ -2,7 +2,6 @@ import CLibWebSockets
 import Foundation
 import Logging
 import StateCastSupport
-import Synchronization
 
 /// What a viewer does with libwebsockets' log lines (through the shared hook,
 /// ``LibWebSocketsLog``): they go to the viewer's logger at debug level (not
@@ -10,7 +9,7 @@ import Synchronization
 /// kept, because lws's connection-error text only says "connect SSL err 1".
 enum LibraryLog {
     /// OpenSSL's X509_V_ERR code and text from the newest "SSL error: … err=N" line.
-    private static let lastVerifyError = Mutex<(code: Int, reason: String)?>(nil)
+    private static let lastVerifyError = Locked<(code: Int, reason: String)?>(nil)
 
     /// Registers `logger` for lws's lines; keep the result while the viewer runs.
     static func register(logger: Logger) -> LibWebSocketsLog {
