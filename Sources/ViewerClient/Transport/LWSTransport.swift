@@ -14,18 +14,18 @@ import Darwin
 ///
 /// Threading: the service thread is the only thread that calls into
 /// libwebsockets, except `lws_cancel_service` (``wake()``). Other threads
-/// append a ``Command`` to `inbox` (a `Mutex`) and wake the loop; the
+/// append a ``Command`` to `inbox` (a `Locked`, see its note on TSan) and wake the loop; the
 /// service thread drains the inbox on `LWS_CALLBACK_EVENT_WAIT_CANCELLED`.
 /// Everything under "service thread only" below is touched by that thread
 /// alone (or by `init`/`deinit`, when no service thread runs), which is what
 /// makes the `@unchecked Sendable` conformance sound.
 final class LWSTransport: ViewerTransport, @unchecked Sendable {
-    private enum Command {
+    private enum Command: Sendable {
         case open(ViewerURL, path: String)
         case close(UInt16)
     }
 
-    private struct Inbox {
+    private struct Inbox: Sendable {
         var commands: [Command] = []
         var handler: (@Sendable (TransportEvent) -> Void)?
         var started = false
@@ -37,7 +37,7 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let inbox = Mutex(Inbox())
+    private let inbox = Locked(Inbox())
     private let logger: Logger
     private let defaultURL: ViewerURL
     private let insecure: Bool
