@@ -38,12 +38,17 @@ let package = Package(
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: swiftSettings
         ),
-        // Internal (no product): what the host and the viewer share of
-        // libwebsockets (the one log hook, header/query reading), the
-        // monotonic clock and `Locked`.
+        // Internal (no product): the monotonic clock and `Locked`, shared by
+        // every library; no C dependency, so Debounce stays pure Swift.
         .target(
             name: "StateCastSupport",
-            dependencies: ["CLibWebSockets"],
+            swiftSettings: swiftSettings
+        ),
+        // Internal (no product): what the host and the viewer share of
+        // libwebsockets (the one process-wide log hook, header/query reading).
+        .target(
+            name: "LibWebSocketsSupport",
+            dependencies: ["CLibWebSockets", "StateCastSupport"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -54,7 +59,7 @@ let package = Package(
         .target(
             name: "HostBroadcaster",
             dependencies: [
-                "CLibWebSockets", "StateCastSupport", "Envelope", "Debounce",
+                "CLibWebSockets", "LibWebSocketsSupport", "StateCastSupport", "Envelope", "Debounce",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -77,7 +82,7 @@ let package = Package(
         .target(
             name: "ViewerClient",
             dependencies: [
-                "CLibWebSockets", "StateCastSupport", "Envelope",
+                "CLibWebSockets", "LibWebSocketsSupport", "StateCastSupport", "Envelope",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

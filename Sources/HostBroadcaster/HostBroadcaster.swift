@@ -2,6 +2,7 @@ import CLibWebSockets
 public import Envelope
 import Foundation
 public import Logging
+import LibWebSocketsSupport
 import StateCastSupport
 import Synchronization
 

@@ -1,6 +1,7 @@
 import CLibWebSockets
 import Envelope
 import Logging
+import LibWebSocketsSupport
 import StateCastSupport
 import Synchronization
 

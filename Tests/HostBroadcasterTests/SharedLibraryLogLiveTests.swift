@@ -6,7 +6,7 @@ import Testing
 import ViewerClient
 
 /// A host and a viewer in one process share libwebsockets' single log hook
-/// (StateCastSupport's `LibWebSocketsLog`): starting a host must not silence
+/// (LibWebSocketsSupport's `LibWebSocketsLog`): starting a host must not silence
 /// the viewer, whose certificate-error sentence is built from lws's lines.
 @Suite("One lws log hook for host and viewer, live", .timeLimit(.minutes(1)))
 struct SharedLibraryLogLiveTests {

@@ -1,5 +1,6 @@
 import CLibWebSockets
 import Logging
+import LibWebSocketsSupport
 import StateCastSupport
 import Synchronization
 

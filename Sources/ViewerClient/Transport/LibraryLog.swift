@@ -1,6 +1,7 @@
 import CLibWebSockets
 import Foundation
 import Logging
+import LibWebSocketsSupport
 import StateCastSupport
 
 /// What a viewer does with libwebsockets' log lines (through the shared hook,

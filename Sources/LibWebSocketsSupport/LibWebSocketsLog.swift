@@ -1,4 +1,5 @@
 import CLibWebSockets
+import StateCastSupport
 
 /// One owner's share of libwebsockets' single, process-wide log hook.
 ///
