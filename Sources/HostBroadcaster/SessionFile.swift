@@ -19,7 +19,8 @@ public enum SessionFile {
         do {
             value = try JSONValue(parsing: bytes)
         } catch {
-            throw SessionFileError(path: path, line: error.line, column: error.column, message: "\(error.reason)")
+            throw SessionFileError(path: path, line: error.line, column: error.column, message: "\(error.reason)",
+                                   isEmpty: bytes.isEmpty)
         }
         do {
             return try Session(json: value)
@@ -66,13 +67,16 @@ public struct SessionFileError: Error, Sendable, CustomStringConvertible, Equata
     public let message: String
     /// The file does not exist (editors that save by rename make it vanish briefly).
     public let isMissing: Bool
+    /// The file is empty (an editor truncated it and has not written it yet).
+    public let isEmpty: Bool
 
-    init(path: String, line: Int? = nil, column: Int? = nil, message: String, isMissing: Bool = false) {
+    init(path: String, line: Int? = nil, column: Int? = nil, message: String, isMissing: Bool = false, isEmpty: Bool = false) {
         self.path = path
         self.line = line
         self.column = column
         self.message = message
         self.isMissing = isMissing
+        self.isEmpty = isEmpty
     }
 
     /// `FILE:LINE:COLUMN: message` (or `FILE: message`).

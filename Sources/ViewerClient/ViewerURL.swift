@@ -1,7 +1,9 @@
 /// A host's WebSocket address, parsed strictly before any connection attempt.
 ///
 /// Accepted: `ws://HOST[:PORT][/PATH][?QUERY]` and `wss://…` (TLS; the
-/// `secure` flag is carried for the transport). HOST is a DNS name, an IPv4
+/// `secure` flag is carried for the transport), and, read as those, the
+/// `http://` and `https://` addresses a host prints for browsers and a bare
+/// `HOST:PORT` (``interpretation(of:)`` says which URL was used). HOST is a DNS name, an IPv4
 /// address or a bracketed IPv6 address (`[::1]`). The port defaults to 80
 /// for `ws://` and 443 for `wss://`, as for any WebSocket URL; the path
 /// defaults to `/`. User info, fragments, spaces and non-ASCII characters
@@ -37,21 +39,23 @@ public struct ViewerURL: Sendable, Hashable, CustomStringConvertible {
             throw fail("contains non-ASCII characters (percent-encode them)")
         }
 
-        // Scheme.
-        guard let schemeEnd = Self.range(of: "://", in: text[...]) else {
-            let guess = text.contains(":") ? "ws://\(text)" : "ws://\(text):9876"
-            throw .badURL(text, "has no ws:// scheme", example: guess)
+        // Scheme: http(s):// is the browser page's address on the same port; a bare HOST:PORT means ws://.
+        let scheme: String
+        let rest: Substring
+        if let schemeEnd = Self.range(of: "://", in: text[...]) {
+            scheme = text[..<schemeEnd.lowerBound].lowercased()
+            rest = text[schemeEnd.upperBound...]
+        } else if text.contains(":") {
+            (scheme, rest) = ("ws", text[...])
+        } else {
+            throw .badURL(text, "has no ws:// scheme and no port", example: "ws://\(text):9876")
         }
-        let scheme = text[..<schemeEnd.lowerBound].lowercased()
         switch scheme {
-        case "ws": secure = false
-        case "wss": secure = true
-        case "http", "https":
-            throw fail("uses \(scheme)://, but a viewer connects with ws:// (or wss:// for TLS)")
+        case "ws", "http": secure = false
+        case "wss", "https": secure = true
         default:
             throw fail("uses the scheme \"\(scheme)\", but a viewer needs ws:// or wss://")
         }
-        let rest = text[schemeEnd.upperBound...]
         guard !rest.contains("#") else { throw fail("has a #fragment, which WebSocket URLs cannot carry") }
 
         // Authority, then path and query.
@@ -110,6 +114,32 @@ public struct ViewerURL: Sendable, Hashable, CustomStringConvertible {
             port = secure ? 443 : 80
         }
         path = pathAndQuery
+    }
+
+    /// How `text` was read, as a sentence for the user, when it was not a
+    /// `ws://` or `wss://` URL with a port; nil when it was, or when it does not parse.
+    ///
+    /// ```swift
+    /// ViewerURL.interpretation(of: "http://10.0.0.5:9876/")
+    /// // "using ws://10.0.0.5:9876/ for http://10.0.0.5:9876/"
+    /// ViewerURL.interpretation(of: "ws://10.0.0.5")
+    /// // "using ws://10.0.0.5:80/: the URL has no port, so 80; StateCast hosts listen on 9876 unless started with --port"
+    /// ```
+    public static func interpretation(of text: String) -> String? {
+        guard let url = try? ViewerURL(parsing: text) else { return nil }
+        let schemeEnd = range(of: "://", in: text[...])
+        let scheme = schemeEnd.map { text[..<$0.lowerBound].lowercased() } ?? ""
+        let rest = schemeEnd.map { text[$0.upperBound...] } ?? text[...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" }
+        let hostEnd = authority.hasPrefix("[") ? authority.firstIndex(of: "]") ?? authority.endIndex : authority.startIndex
+        let hasPort = authority[hostEnd...].contains(":")
+        let shown = TokenRedaction.redact(text)
+        var sentence = "using \(url)"
+        if scheme != "ws" && scheme != "wss" { sentence += " for \(shown)" }
+        if !hasPort {
+            sentence += ": the URL has no port, so \(url.port); StateCast hosts listen on 9876 unless started with --port"
+        }
+        return sentence == "using \(url)" ? nil : sentence
     }
 
     /// The URL in canonical form (lower-case scheme, explicit port), safe to

@@ -12,7 +12,7 @@ struct Relay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a session published to Redis by `serve --redis`: viewers cannot tell a relay from the host.")
 
-    @OptionGroup var redis: RedisOptions
+    @OptionGroup(title: "Redis") var redis: RedisOptions
 
     @OptionGroup var serving: ServingOptions
 

@@ -10,34 +10,35 @@ import StateCastRelay
 /// `statecast-host serve [SESSION.json] …`
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve a session file (watched for changes), stdin JSON lines, or the built-in demo.")
+        abstract: "Serve a session file (watched for changes), stdin JSON lines, or the built-in demo.",
+        discussion: """
+            Examples:
+              statecast-host serve session.json
+                  serve session.json on 0.0.0.0:9876, publishing each save
+              tail -f changes.jsonl | statecast-host serve session.json --stdin
+                  apply JSON lines from another program as well
+              statecast-host serve session.json -p 9000 --token-file token.txt
+                  another port; viewers must present the token
+
+            Every long option --NAME can also be set as STATECAST_NAME (STATECAST_PORT=9000); \
+            --print-config shows the effective settings.
+
+            Exit status: 0 stopped by Ctrl-C/SIGTERM; 1 could not serve (port in use, TLS files, \
+            Redis not answering); 2 unusable session file, token file or Redis URL/channel; \
+            64 a bad option or value.
+            """)
 
     @Argument(help: "Session JSON file to serve and watch. Without it, a built-in demo session is served.")
     var sessionFile: String?
 
-    @Option(help: "Trailing debounce window in milliseconds (0 sends every change at once).")
-    var debounceMs: Int = 250
-
-    @Option(help: "With a steady stream of changes, still send at least this often (milliseconds).")
-    var maxWaitMs: Int?
-
-    @Flag(help: "Read JSON lines from standard input: {\"session\":{…}} replaces, {\"config\":{…}} and friends patch.")
-    var stdin = false
-
-    @Flag(help: "Do not watch the session file for changes.")
-    var noWatch = false
+    @OptionGroup(title: "Session input") var input: SessionInputOptions
 
     @Flag(help: "Print a QR code of the viewer page's LAN URL (http://LANIP:PORT/) for a phone to scan.")
     var qr = false
 
     @OptionGroup var serving: ServingOptions
 
-    @OptionGroup var redis: RedisOptions
-
-    func validate() throws {
-        try ServingOptions.check(debounceMs, 0...86_400_000, "--debounce-ms")
-        if let maxWaitMs { try ServingOptions.check(maxWaitMs, 1...86_400_000, "--max-wait-ms") }
-    }
+    @OptionGroup(title: "Redis") var redis: RedisOptions
 
     func run() async throws {
         Console.ignoreBrokenPipes()
@@ -61,8 +62,8 @@ struct Serve: AsyncParsableCommand {
 
         let host = HostBroadcaster(configuration: configuration, logger: logger)
         let store = SessionStore(
-            initial: initial, host: host, interval: .milliseconds(debounceMs),
-            maxWait: maxWaitMs.map { .milliseconds($0) })
+            initial: initial, host: host, interval: .milliseconds(input.debounceMs),
+            maxWait: input.maxWaitMs.map { .milliseconds($0) })
         do {
             try store.start()
         } catch {
@@ -73,15 +74,15 @@ struct Serve: AsyncParsableCommand {
 
         // Watch before announcing: a change made right after the "Serving" line must not be missed.
         var watcher: SessionFileWatcher?
-        if let sessionFile, !noWatch {
+        if let sessionFile, !input.noWatch {
             watcher = SessionFileReloader.watch(path: sessionFile, store: store)
         }
 
         let status = host.status
         serving.announce(name: initial.name, port: status.port, token: secret)
-        if qr { ViewerQR.print(bind: serving.bind, port: status.port, secure: serving.tlsCert != nil, token: secret) }
+        if qr { ViewerQR.print(bind: serving.network.bind, port: status.port, secure: serving.security.tlsCert != nil, token: secret) }
 
-        if stdin {
+        if input.stdin {
             StdinReader.start(store: store)
         }
         let demo = sessionFile == nil ? Task { await DemoSession.animate(store) } : nil

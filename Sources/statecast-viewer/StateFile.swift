@@ -23,6 +23,27 @@ final class StateFile: Sendable {
         temporaryPath = "\(path).tmp-\(getpid())"
     }
 
+    /// Why `path` cannot become the state file (its folder missing, not a folder or not
+    /// writable, or `path` itself a folder), as one sentence; nil when it can. Checked before
+    /// connecting, so a typo in --output fails at once instead of after the first state.
+    static func problem(with path: String) -> String? {
+        let folder = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        var info = stat()
+        guard stat(folder, &info) == 0 else {
+            return "the folder \(folder) of --output \(path) cannot be used (\(String(cString: strerror(errno)))); create it or give another path"
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            return "\(folder) in --output \(path) is not a folder; give a path in an existing folder"
+        }
+        guard access(folder, W_OK | X_OK) == 0 else {
+            return "the folder \(folder) of --output \(path) is not writable; give a path in a folder you can write to"
+        }
+        if stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
+            return "--output \(path) is a folder; give a file name, for example \(path)/state.json"
+        }
+        return nil
+    }
+
     /// Records `session` as the state to write.
     func update(_ session: Session) {
         pending.withLock { $0.latest = session }

@@ -19,7 +19,8 @@ struct StatecastViewer: AsyncParsableCommand {
         commandName: "statecast-viewer",
         abstract: "Show a StateCast host's live state, and keep it in sync.",
         discussion: """
-            Connects to the host at URL (ws://HOST:PORT[/path][?token=…]), shows its state and \
+            Connects to the host at URL (ws://HOST:PORT[/path][?token=…]; the http:// address the host \
+            prints for browsers and a bare HOST:PORT work too), shows its state and \
             follows every change. After an unexpected disconnect it reconnects after 2 s, then \
             ×1.5 per failure up to 15 s (±20 % jitter unless --no-jitter). Connection changes \
             go to stderr. Ctrl-C closes the connection (code 1000) and exits 0.
@@ -64,7 +65,7 @@ struct StatecastViewer: AsyncParsableCommand {
     @Option(name: [.short, .long], help: ArgumentHelp("Keep FILE equal to the current state (replaced atomically).", valueName: "FILE"))
     var output: String?
 
-    @Flag(help: "Print the first full state and exit.")
+    @Flag(help: "Print the first full state and exit (with --format json-lines: its stream line; with -q: nothing).")
     var once = false
 
     @Flag(name: .shortAndLong, help: "Print nothing but problems: the same as --format quiet.")
@@ -141,6 +142,7 @@ struct StatecastViewer: AsyncParsableCommand {
     mutating func run() async throws {
         // Everything a user can get wrong is checked before connecting.
         let viewer: ViewerClient
+        var tokenSources: [TokenSource] = []
         let stateFile = output.map(StateFile.init(path:))
         let level = logLevel.level
         do {
@@ -150,8 +152,9 @@ struct StatecastViewer: AsyncParsableCommand {
             configuration.pingInterval = .seconds(pingIntervalSeconds)
             configuration.pingTimeout = .seconds(pingTimeoutSeconds)
             configuration.failoverDelay = .milliseconds(failoverDelayMs)
-            configuration.token = try tokenFile.map(Self.readToken(from:)) ?? token
-                ?? ProcessInfo.processInfo.environment["STATECAST_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            let environmentToken = ProcessInfo.processInfo.environment["STATECAST_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            configuration.token = try tokenFile.map(Self.readToken(from:)) ?? token ?? environmentToken
+            tokenSources = TokenSource.sources(flag: token, file: tokenFile, environment: environmentToken, urls: urls)
             if let ca {
                 guard FileManager.default.isReadableFile(atPath: ca) else {
                     throw UsageError("cannot read the CA file \(ca); check the path given with --ca")
@@ -162,6 +165,7 @@ struct StatecastViewer: AsyncParsableCommand {
             if insecure {
                 Terminal.status("warning: --insecure: the host's certificate is not checked; anyone on the network path could read or change what you see")
             }
+            if let output, let problem = StateFile.problem(with: output) { throw UsageError(problem) }
             guard onceTimeoutSeconds > 0, onceTimeoutSeconds.isFinite else {
                 throw UsageError("--once-timeout-s must be a positive number of seconds, for example 10")
             }
@@ -181,17 +185,22 @@ struct StatecastViewer: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
-        let format = once || quiet ? .quiet : (self.format ?? (Terminal.stdoutIsTTY ? .live : .jsonLines))
+        for text in urls {
+            if let note = ViewerURL.interpretation(of: text) { Terminal.status(note) }
+        }
+        let format = quiet ? .quiet : (self.format ?? (Terminal.stdoutIsTTY && !once ? .live : .jsonLines))
         let outcome = await follow(viewer, format: format, stateFile: stateFile)
         var logger = Logger(label: "statecast.viewer")
         logger.logLevel = level
         logger.debug("\(Self.summary(viewer.counters))")
-        try finish(outcome, viewer: viewer, stateFile: stateFile)
+        try finish(outcome, viewer: viewer, stateFile: stateFile, tokenSources: tokenSources)
     }
 
     /// Runs until a signal, `--once` completes, the host refuses the token or the output file fails.
     private func follow(_ viewer: ViewerClient, format: OutputFormat, stateFile: StateFile?) async -> Outcome {
-        let live = format == .live ? LiveView(url: viewer.url) : nil
+        let live = format == .live && !once ? LiveView(url: viewer.url) : nil
+        // --once prints the state itself unless a format was asked for: json-lines gives the stream's line.
+        let onceFormat: OutputFormat? = quiet ? .quiet : self.format
         let statusToStderr = live == nil || !Terminal.stderrIsTTY
         let signals = SignalWatcher()
         let states = viewer.states
@@ -207,12 +216,21 @@ struct StatecastViewer: AsyncParsableCommand {
             }
             group.addTask {
                 var previous: ConnectionState = .disconnected
+                var lastToldProblem: String?
                 for await state in states where state != previous {
                     defer { previous = state }
                     if case let .notAuthorized(status) = state { return .notAuthorized(status) }
                     let problem = viewer.lastProblem
                     live?.show(state, problem: problem)
-                    if statusToStderr, let line = Self.describe(state, url: viewer.currentURL, problem: problem) {
+                    // A problem is told once ("could not resolve locahost"); the retries after it say "still failing".
+                    var told = problem
+                    if case .reconnecting = state {
+                        if problem != nil, problem == lastToldProblem { told = "still failing" }
+                        lastToldProblem = problem
+                    } else if case .connected = state {
+                        lastToldProblem = nil
+                    }
+                    if statusToStderr, let line = Self.describe(state, url: viewer.currentURL, problem: told) {
                         Terminal.status(line)
                     }
                 }
@@ -223,9 +241,14 @@ struct StatecastViewer: AsyncParsableCommand {
                     stateFile?.update(change.session)
                     kick.yield()
                     if once {
-                        let text = Terminal.stdoutIsTTY
-                            ? change.session.json.prettyText(indent: 2) : change.session.json.jsonText
-                        Terminal.out(text + "\n")
+                        switch onceFormat {
+                        case .jsonLines: Terminal.out(bytes: change.json.encoded() + [UInt8(ascii: "\n")])
+                        case .quiet: break
+                        case .live, nil:
+                            let text = Terminal.stdoutIsTTY
+                                ? change.session.json.prettyText(indent: 2) : change.session.json.jsonText
+                            Terminal.out(text + "\n")
+                        }
                         return .printedOnce
                     }
                     switch format {
@@ -280,7 +303,7 @@ struct StatecastViewer: AsyncParsableCommand {
         return outcome
     }
 
-    private func finish(_ outcome: Outcome, viewer: ViewerClient, stateFile: StateFile?) throws {
+    private func finish(_ outcome: Outcome, viewer: ViewerClient, stateFile: StateFile?, tokenSources: [TokenSource]) throws {
         if let stateFile {
             do {
                 try stateFile.flush()
@@ -296,7 +319,7 @@ struct StatecastViewer: AsyncParsableCommand {
         case .printedOnce, .interrupted, .streamEnded:
             return
         case let .notAuthorized(status):
-            Terminal.status(ViewerError.notAuthorized(httpStatus: status).description)
+            Terminal.status(TokenSource.refusal(httpStatus: status, sources: tokenSources))
             throw ExitCode(3)
         case .onceTimedOut:
             let problem = viewer.lastProblem.map { " (\($0))" } ?? ""

@@ -27,6 +27,12 @@ struct ViewerURLTests {
         Good(text: "ws://[2001:db8:0:0:0:0:0:1]:1", secure: false, host: "2001:db8:0:0:0:0:0:1", port: 1, path: "/", ipv6: true),
         Good(text: "ws://[::ffff:10.0.0.1]:65535", secure: false, host: "::ffff:10.0.0.1", port: 65535, path: "/", ipv6: true),
         Good(text: "ws://my-host:9876/a/b", secure: false, host: "my-host", port: 9876, path: "/a/b", ipv6: false),
+        // The browser page's address and a bare HOST:PORT (issue 17).
+        Good(text: "http://192.168.1.20:9876/", secure: false, host: "192.168.1.20", port: 9876, path: "/", ipv6: false),
+        Good(text: "HTTPS://host.example.com/?token=t", secure: true, host: "host.example.com", port: 443,
+             path: "/?token=t", ipv6: false),
+        Good(text: "localhost:9876", secure: false, host: "localhost", port: 9876, path: "/", ipv6: false),
+        Good(text: "[::1]:9876/live", secure: false, host: "::1", port: 9876, path: "/live", ipv6: true),
     ])
     func parsesValidURLs(_ good: Good) throws {
         let url = try ViewerURL(parsing: good.text)
@@ -39,9 +45,8 @@ struct ViewerURLTests {
 
     @Test("bad URLs are refused with a sentence naming the problem and an example", arguments: [
         ("", "is empty"),
-        ("localhost:9876", "has no ws:// scheme"),
-        ("http://localhost:9876", "uses http://"),
-        ("https://localhost", "uses https://"),
+        ("localhost", "has no ws:// scheme and no port"),
+        ("http://localhost:", "has a colon but no port number"),
         ("ftp://localhost", "uses the scheme \"ftp\""),
         ("ws://", "has no host"),
         ("ws://:9876", "has no host"),
@@ -72,6 +77,21 @@ struct ViewerURLTests {
             return error.code == .badURL && sentence.contains(problem) && sentence.contains("ws://")
                 && sentence.hasSuffix(".") && sentence.filter({ $0 == "\n" }).isEmpty
         }
+    }
+
+    @Test("how a URL was read is said when it was not ws:// or wss:// with a port", arguments: [
+        ("ws://h:9876/", nil),
+        ("wss://[::1]:8443", nil),
+        ("http://h:9876/", "using ws://h:9876/ for http://h:9876/"),
+        ("https://h:8443/?token=secret", "using wss://h:8443/?token=REDACTED for https://h:8443/?token=REDACTED"),
+        ("h:9876", "using ws://h:9876/ for h:9876"),
+        ("ws://h", "using ws://h:80/: the URL has no port, so 80; StateCast hosts listen on 9876 unless started with --port"),
+        ("wss://[::1]/", "using wss://[::1]:443/: the URL has no port, so 443; StateCast hosts listen on 9876 unless started with --port"),
+        ("http://h/", "using ws://h:80/ for http://h/: the URL has no port, so 80; StateCast hosts listen on 9876 unless started with --port"),
+        ("ftp://h:1", nil),
+    ] as [(String, String?)])
+    func interpretation(_ text: String, _ sentence: String?) {
+        #expect(ViewerURL.interpretation(of: text) == sentence)
     }
 
     @Test("a query is appended to the path's own query")

@@ -368,8 +368,22 @@ final class LWSTransport: ViewerTransport, @unchecked Sendable {
         }
         if wsi == nil, !attemptReported {
             finishAttempt()
-            report(.couldNotStart(reason: "could not start a connection to \(endpoint)"))
+            // libwebsockets 4.1.6 resolves the name inside the call and only returns NULL; ask again to tell why.
+            let reason = url.isIPv6 || Self.resolves(url.host)
+                ? "could not start a connection to \(endpoint)"
+                : "could not resolve \(url.host); check the host name in the URL"
+            report(.couldNotStart(reason: reason))
         }
+    }
+
+    /// Whether `host` resolves to an address (getaddrinfo, as libwebsockets does; IP literals always do).
+    private static func resolves(_ host: String) -> Bool {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, nil, &hints, &result)
+        if let result { freeaddrinfo(result) }
+        return status == 0
     }
 
     private func closeConnection(code: UInt16) {

@@ -107,3 +107,47 @@ def test_once_ended_by_a_signal_before_any_state_exits_128_plus_the_signal(sig, 
         assert viewer.proc.wait(20) == code
     finally:
         viewer.kill()
+
+
+SERVE_GROUPS = {
+    "SESSION INPUT": ["--debounce-ms", "--max-wait-ms", "--stdin", "--no-watch"],
+    "SERVING": ["--port", "--bind", "--client-poll-ms", "--echo-path"],
+    "LIMITS": ["--ping-interval-s", "--ping-timeout-s", "--max-viewer-buffer-kb", "--sse-keepalive-s", "--max-message-kb",
+               "--max-clients"],
+    "SECURITY": ["--token", "--token-file", "--allow-origin", "--tls-cert", "--tls-key"],
+    "LOGGING": ["--log-level", "--log-format"],
+    "REDIS": ["--redis", "--channel"],
+}
+
+
+def help_sections(text: str) -> dict[str, list[str]]:
+    """The help's sections (an upper-case heading line) and the long flags each lists, in order."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        heading = re.fullmatch(r"([A-Z][A-Z ]+):", line)
+        if heading:
+            current = sections.setdefault(heading[1], [])
+        elif current is not None and (flag := re.match(r"^  (?:-\w, )?(--[a-z0-9-]+)", line)):
+            current.append(flag[1])
+    return sections
+
+
+def test_serve_help_groups_its_flags_and_shows_examples_and_exit_codes(host_bin):
+    result = run(host_bin, "serve", "--help")
+    assert result.returncode == 0, result
+    sections = help_sections(result.stdout)
+    for title, flags in SERVE_GROUPS.items():
+        assert sections.get(title) == flags, (title, sections)
+    assert sections["OPTIONS"] == ["--qr", "--print-config", "--version", "--help"], sections
+    examples = result.stdout.split("Examples:", 1)[1].split("\n\n", 1)[0]
+    assert len(re.findall(r"^  statecast-host serve|^  .*\| statecast-host serve", examples, re.M)) == 3, examples
+    assert re.search(r"Exit status: 0 stopped by Ctrl-C/SIGTERM; 1 could not serve .*2 unusable session file.*"
+                     r"64 a bad option or value\.", " ".join(result.stdout.split())), result.stdout
+
+
+def test_relay_help_groups_its_flags_the_same_way(host_bin):
+    sections = help_sections(run(host_bin, "relay", "--help").stdout)
+    for title, flags in SERVE_GROUPS.items():
+        if title != "SESSION INPUT":
+            assert sections.get(title) == flags, (title, sections)

@@ -158,7 +158,7 @@ def test_viewer_cli_with_wrong_token_exits_3_with_one_sentence(start_host, sessi
 
     # No token at all: the same.
     result = cli_viewer(host.url, "--once", env=env)
-    assert result.returncode == 3 and "the host refused the token (HTTP 401)" in result.stderr, result
+    assert result.returncode == 3 and "the host needs a token (HTTP 401)" in result.stderr, result
 
     # The right token, as an option and from STATECAST_TOKEN.
     result = cli_viewer(host.url, "--token", TOKEN, "--once", env=env)

@@ -121,8 +121,8 @@ def test_other_http_refusals_are_retried(viewers):
 
 
 @pytest.mark.parametrize("url, problem", [
-    ("http://127.0.0.1:9876", "uses http://"),
-    ("127.0.0.1:9876", "has no ws:// scheme"),
+    ("ftp://127.0.0.1:9876", "uses the scheme"),
+    ("localhost", "has no ws:// scheme and no port"),
     ("ws://127.0.0.1:99999", "from 1 to 65535"),
     ("ws://[::1:9876", "closing ]"),
 ])
