@@ -694,3 +694,14 @@ def real_viewer(tmp_path: Path) -> Any:
     yield start
     for viewer in viewers:
         viewer.stop()
+
+
+@pytest.fixture
+def viewers():
+    """Starts statecast-viewer processes (ViewerProcess's arguments) and kills them after the test."""
+    from viewer_servers import ViewerProcess  # here, not at the top: viewer_servers is a plain helper module
+
+    started = []
+    yield lambda *args: started.append(ViewerProcess(*args)) or started[-1]
+    for viewer in started:
+        viewer.kill()

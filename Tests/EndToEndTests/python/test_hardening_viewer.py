@@ -18,14 +18,6 @@ from raw_ws import OP_CLOSE, OP_CONTINUATION, OP_TEXT
 from viewer_servers import ViewerProcess, config_update, session, session_update, viewer_binary, wait_until
 
 
-@pytest.fixture
-def viewers():
-    started = []
-    yield lambda *args: started.append(ViewerProcess(*args)) or started[-1]
-    for viewer in started:
-        viewer.kill()
-
-
 def full_state(name: str = "demo", seq: int = 1, epoch: str | None = None, config: dict | None = None) -> bytes:
     return session_update(session(name, config=config or {"speed": 1}), seq, epoch).encode()
 

@@ -5,15 +5,7 @@ import json
 
 import pytest
 
-from viewer_servers import HOSTILE_FINAL_CONFIG, ServerThread, ViewerProcess, hostile_host, wait_until
-
-
-@pytest.fixture
-def viewers():
-    started = []
-    yield lambda *args: started.append(ViewerProcess(*args)) or started[-1]
-    for viewer in started:
-        viewer.kill()
+from viewer_servers import HOSTILE_FINAL_CONFIG, ServerThread, hostile_host, wait_until
 
 
 def test_hostile_messages_leave_only_whitelisted_state(viewers, tmp_path):

@@ -8,16 +8,8 @@ from http import HTTPStatus
 
 import pytest
 
-from viewer_servers import (INTEROP_STATE, ServerThread, ViewerProcess, free_port, interop_host, keep_open_host,
+from viewer_servers import (INTEROP_STATE, ServerThread, free_port, interop_host, keep_open_host,
                             refuse_with, wait_until)
-
-
-@pytest.fixture
-def viewers():
-    started = []
-    yield lambda *args: started.append(ViewerProcess(*args)) or started[-1]
-    for viewer in started:
-        viewer.kill()
 
 
 def expected_final(updates: int) -> dict:

@@ -11,16 +11,8 @@ import time
 
 import pytest
 
-from viewer_servers import (INTEROP_STATE, ServerThread, SilentHost, ViewerProcess, dropping_host, free_port,
+from viewer_servers import (INTEROP_STATE, ServerThread, SilentHost, dropping_host, free_port,
                             keep_open_host, resuming_host, session, wait_until)
-
-
-@pytest.fixture
-def viewers():
-    started = []
-    yield lambda *args: started.append(ViewerProcess(*args)) or started[-1]
-    for viewer in started:
-        viewer.kill()
 
 
 def test_reconnects_after_close_1001_and_a_dropped_connection(viewers, tmp_path):
