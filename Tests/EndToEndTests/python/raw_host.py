@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from hostile import _parse_frame as parse_frame
+from loopback_listener import LoopbackListener
 from raw_ws import GUID, OP_CLOSE, OP_PING, OP_PONG, encode_frame
 
 
@@ -102,7 +103,7 @@ class HostConnection:
 Script = Callable[[HostConnection], None]
 
 
-class RawHost:
+class RawHost(LoopbackListener):
     """Runs `script(connection)` for every connection, each in its own thread.
 
     The script must call `connection.accept()` (or answer the request some
@@ -110,31 +111,13 @@ class RawHost:
     """
 
     def __init__(self, script: Script):
+        super().__init__(backlog=16)
         self.script = script
         self.connections: list[HostConnection] = []
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
-        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._server.bind(("127.0.0.1", 0))
-        self._server.listen(16)
-        self._server.settimeout(0.2)
-        self.port = self._server.getsockname()[1]
-        self._running = True
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> "RawHost":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._running = False
-        self._thread.join(5)
-        self._server.close()
+    def _close_clients(self) -> None:
         for connection in self.snapshot():
             connection.sock.close()
 
@@ -142,15 +125,8 @@ class RawHost:
         with self._lock:
             return list(self.connections)
 
-    def _run(self) -> None:
-        while self._running:
-            try:
-                client, _ = self._server.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+    def _handle(self, client: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         client.settimeout(10)

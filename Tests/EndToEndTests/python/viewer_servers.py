@@ -27,6 +27,7 @@ from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Optional
 
 from websockets.asyncio.server import ServerConnection, serve
+from loopback_listener import LoopbackListener
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
@@ -290,7 +291,7 @@ def keep_open_host(state: dict) -> Handler:
 
 # --- a host that completes the handshake and then falls silent ------------------
 
-class SilentHost:
+class SilentHost(LoopbackListener):
     """A raw TCP WebSocket host: answers the handshake, sends one full state,
     then never reads or writes again (as a host that was SIGSTOPped). Used
     to check that the viewer's pings notice it."""
@@ -298,60 +299,37 @@ class SilentHost:
     GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
     def __init__(self, state: dict):
+        super().__init__(backlog=8)
         self.state = state
         self.accepted: list[float] = []
         self._sockets: list[socket.socket] = []
-        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._server.bind(("127.0.0.1", 0))
-        self._server.listen(8)
-        self._server.settimeout(0.2)
-        self.port = self._server.getsockname()[1]
-        self._running = True
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> "SilentHost":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._running = False
-        self._thread.join(5)
+    def _close_clients(self) -> None:
         for s in self._sockets:
             s.close()
-        self._server.close()
 
-    def _run(self) -> None:
-        while self._running:
-            try:
-                client, _ = self._server.accept()
-            except socket.timeout:
-                continue
-            self._sockets.append(client)
-            self.accepted.append(time.monotonic())
-            client.settimeout(5)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = client.recv(4096)
-                if not chunk:
-                    break
-                request += chunk
-            key = ""
-            for line in request.decode("latin-1").split("\r\n"):
-                if line.lower().startswith("sec-websocket-key:"):
-                    key = line.split(":", 1)[1].strip()
-            accept = base64.b64encode(hashlib.sha1((key + self.GUID).encode()).digest()).decode()
-            client.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                            f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
-            payload = session_update(self.state, 1).encode()
-            header = bytes([0x81]) + (bytes([len(payload)]) if len(payload) < 126
-                                      else bytes([126]) + struct.pack("!H", len(payload)))
-            client.sendall(header + payload)
-            # Then silence: no reads (pings pile up unanswered), no writes.
+    def _handle(self, client: socket.socket) -> None:
+        self._sockets.append(client)
+        self.accepted.append(time.monotonic())
+        client.settimeout(5)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = client.recv(4096)
+            if not chunk:
+                break
+            request += chunk
+        key = ""
+        for line in request.decode("latin-1").split("\r\n"):
+            if line.lower().startswith("sec-websocket-key:"):
+                key = line.split(":", 1)[1].strip()
+        accept = base64.b64encode(hashlib.sha1((key + self.GUID).encode()).digest()).decode()
+        client.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+        payload = session_update(self.state, 1).encode()
+        header = bytes([0x81]) + (bytes([len(payload)]) if len(payload) < 126
+                                  else bytes([126]) + struct.pack("!H", len(payload)))
+        client.sendall(header + payload)
+        # Then silence: no reads (pings pile up unanswered), no writes.
 
 
 # --- the viewer under test ------------------------------------------------------
